@@ -1,0 +1,251 @@
+"""Stage directories, manifests, fingerprints and JSONL records.
+
+A stage is a function from input artifacts to one output directory. The directory is complete
+when its ``manifest.json`` is written - always last, atomically. A re-run compares the manifest's
+config hash and input fingerprints and skips the stage when they match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+MANIFEST = "manifest.json"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and line (and field where known)."""
+
+
+# ----------------------------------------------------------------------------- hashing
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """Hash of a JSON-serialisable object, independent of dict key order."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:n]
+
+
+def file_sha256(path: Path, n: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:n]
+
+
+def fingerprint(path: str | Path) -> str:
+    """Fingerprint of an input artifact: a stage dir's manifest output hash, or a file's content hash."""
+    p = Path(path)
+    if p.is_dir():
+        m = p / MANIFEST
+        if m.exists():
+            return json.loads(m.read_text())["outputs_fingerprint"]
+        files = sorted(x for x in p.rglob("*") if x.is_file())
+        return stable_hash([(str(f.relative_to(p)), file_sha256(f)) for f in files])
+    if p.is_file():
+        return file_sha256(p)
+    raise DataError(f"input not found: {p}")
+
+
+# ----------------------------------------------------------------------------- atomic files
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename: readers never see half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
+    """Atomically write a whole JSONL file; returns the number of records."""
+    lines = []
+    for r in records:
+        d = r.model_dump(mode="json") if isinstance(r, BaseModel) else r
+        lines.append(json.dumps(d, ensure_ascii=False))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def iter_jsonl(path: str | Path, model: type[M] | None = None) -> Iterator[Any]:
+    """Yield records of a JSONL file. Errors name the file, the line and the field."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"file not found: {p}")
+    with open(p, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{p}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+            if model is None:
+                yield obj
+                continue
+            try:
+                yield model.model_validate(obj)
+            except ValidationError as e:
+                errs = "; ".join(
+                    f"field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in e.errors()
+                )
+                raise DataError(f"{p}:{lineno}: {errs}") from None
+
+
+def read_jsonl(path: str | Path, model: type[M] | None = None) -> list[Any]:
+    return list(iter_jsonl(path, model))
+
+
+class AppendLog:
+    """An append-only JSONL file that survives ``kill -9``.
+
+    Each record is written as one line and flushed + fsynced per batch. On open, a partial last line
+    (the remnant of a crash mid-write) is cut off, so every line in the file is a complete record.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.repaired_bytes = self._repair()
+        self._f = open(self.path, "a", encoding="utf-8")
+
+    def _repair(self) -> int:
+        if not self.path.exists():
+            return 0
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return 0
+        keep = data.rfind(b"\n") + 1
+        with open(self.path, "r+b") as f:
+            f.truncate(keep)
+        return len(data) - keep
+
+    def append(self, records: Iterable[BaseModel | dict]) -> None:
+        for r in records:
+            d = r.model_dump(mode="json") if isinstance(r, BaseModel) else r
+            self._f.write(json.dumps(d, ensure_ascii=False) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> AppendLog:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------- manifests
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("thinkling", "torch", "transformers", "accelerate", "peft", "trl", "math-verify"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def config_hash(config: BaseModel | dict) -> str:
+    d = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
+    return stable_hash(d)
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
+    m = Path(out_dir) / MANIFEST
+    if not m.exists():
+        return None
+    try:
+        return json.loads(m.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def is_complete(out_dir: str | Path, stage: str, config: BaseModel | dict, inputs: dict[str, str]) -> bool:
+    """True when ``out_dir`` holds a manifest for the same stage, config and input fingerprints."""
+    m = read_manifest(out_dir)
+    if m is None:
+        return False
+    try:
+        fps = {k: fingerprint(v) for k, v in inputs.items()}
+    except DataError:
+        return False
+    return m.get("stage") == stage and m.get("config_hash") == config_hash(config) and m.get("inputs") == fps
+
+
+def write_manifest(
+    out_dir: str | Path,
+    stage: str,
+    config: BaseModel | dict,
+    inputs: dict[str, str],
+    counts: dict[str, Any],
+    outputs: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """Write ``manifest.json`` last: resolved config, input fingerprints, counts, versions."""
+    out = Path(out_dir)
+    cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
+    files = outputs if outputs is not None else sorted(
+        str(p.relative_to(out)) for p in out.rglob("*")
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
+        and "checkpoint-" not in str(p.relative_to(out))
+    )
+    out_fp = stable_hash([(f, file_sha256(out / f)) for f in files if (out / f).is_file()])
+    manifest = {
+        "stage": stage,
+        "config": cfg,
+        "config_hash": config_hash(cfg),
+        "inputs": {k: fingerprint(v) for k, v in inputs.items()},
+        "input_paths": {k: str(v) for k, v in inputs.items()},
+        "counts": counts,
+        "outputs": files,
+        "outputs_fingerprint": out_fp,
+        "versions": versions(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if started is not None:
+        manifest["seconds"] = round(time.time() - started, 2)
+    if extra:
+        manifest.update(extra)
+    atomic_write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def invalidate(out_dir: str | Path) -> None:
+    """Remove a stage's manifest before rewriting its outputs, so a crash leaves it incomplete."""
+    m = Path(out_dir) / MANIFEST
+    if m.exists():
+        m.unlink()

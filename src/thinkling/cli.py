@@ -1,0 +1,176 @@
+"""The ``thinkling`` command line: one subcommand per stage, plus ``run`` and ``quickstart``.
+
+Every stage takes ``--config FILE.yaml`` and dotted ``key=value`` overrides; unknown keys and bad
+values are errors naming the key. Heavy libraries are imported inside commands so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from thinkling.config import ConfigError, fields_help
+
+console = Console(stderr=True)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="thinkling: distill chain-of-thought from a teacher into a small student that reasons with few tokens.\n\n"
+         "Stages: generate -> curate -> train -> eval; `run` chains them from a recipe; `quickstart` runs the "
+         "whole pipeline offline on CPU in minutes.",
+    rich_markup_mode=None,
+)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file for this stage")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="dotted key=value overrides, e.g. lr=3e-4 task.n=50")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="re-run even if the output manifest matches")]
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[red]error:[/] {msg}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _guard(fn):
+    """Turn expected user errors into a one-line message and exit code 2 (no traceback)."""
+    from thinkling.artifacts import DataError
+    from thinkling.models.loading import ModelLoadError
+
+    try:
+        return fn()
+    except (ConfigError, DataError, ModelLoadError, FileNotFoundError) as e:
+        _fail(str(e))
+    except (KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+
+
+def _stage_help(cls) -> str:
+    return fields_help(cls)
+
+
+def _lazy_epilog(module: str, cls: str) -> str:
+    import importlib
+
+    return _stage_help(getattr(importlib.import_module(module), cls))
+
+
+@app.command(epilog=_lazy_epilog("thinkling.generate.stage", "GenerateConfig"))
+def generate(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
+    """Generate teacher traces for the problems of a task (append-only, keyed, resumable).
+
+    Example: thinkling generate out=runs/x/traces task.name=arithmetic task.n=1000 teacher.style=long
+    """
+    from thinkling.config import load_config
+    from thinkling.generate.stage import GenerateConfig
+    from thinkling.generate.stage import generate as run_generate
+
+    _guard(lambda: run_generate(load_config(GenerateConfig, config, overrides or []), force=force, console=console))
+
+
+@app.command(epilog=_lazy_epilog("thinkling.curate.stage", "CurateConfig"))
+def curate(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
+    """Curate traces into training data with named ops (verify, dedup, select), counting drops per reason.
+
+    Example: thinkling curate traces=runs/x/traces out=runs/x/data ops=[verify,dedup]
+    """
+    from thinkling.config import load_config
+    from thinkling.curate.stage import CurateConfig
+    from thinkling.curate.stage import curate as run_curate
+
+    _guard(lambda: run_curate(load_config(CurateConfig, config, overrides or []), force=force, console=console))
+
+
+@app.command(epilog=_lazy_epilog("thinkling.train.stage", "TrainConfig"))
+def train(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
+    """Train a student on curated data (transformers Trainer; works under `accelerate launch`).
+
+    Example: thinkling train data=runs/x/data out=runs/x/student model=tiny budget_minutes=5
+    """
+    from thinkling.config import load_config
+    from thinkling.train.stage import TrainConfig
+    from thinkling.train.stage import train as run_train
+
+    _guard(lambda: run_train(load_config(TrainConfig, config, overrides or []), force=force, console=console))
+
+
+@app.command(name="eval", epilog=_lazy_epilog("thinkling.evaluate.stage", "EvalConfig"))
+def eval_(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
+    """Evaluate students on a task: accuracy with 95% CI and token cost per level -> results.json.
+
+    Example: thinkling eval out=runs/x/eval models=[concise=runs/x/student] task.name=arithmetic task.split=test
+    """
+    from thinkling.config import load_config
+    from thinkling.evaluate.stage import EvalConfig
+    from thinkling.evaluate.stage import evaluate as run_eval
+
+    _guard(lambda: run_eval(load_config(EvalConfig, config, overrides or []), force=force, console=console))
+
+
+@app.command(epilog=_lazy_epilog("thinkling.pipeline", "Recipe"))
+def run(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML (see recipes/)")],
+    overrides: Overrides = None,
+    force: ForceOpt = False,
+) -> None:
+    """Run a recipe: generate -> curate -> train -> eval -> report. Finished stages are skipped.
+
+    Example: thinkling run recipes/quickstart.yaml out=runs/qs train.long.budget_minutes=8
+    """
+    from thinkling.pipeline import load_recipe
+    from thinkling.pipeline import run as run_recipe
+
+    def go():
+        summary = run_recipe(load_recipe(recipe, overrides or []), force=force, console=console)
+        _print_summary(summary)
+
+    _guard(go)
+
+
+def _print_summary(summary: dict) -> None:
+    console.print(f"[bold green]done[/] in {summary['timings']['total']:.0f}s: report {summary['report']}")
+    from thinkling.pipeline import describe_check
+
+    for c in summary.get("checks", []):
+        console.print("  " + describe_check(c).strip("| ").replace(" | ", "  ->  "), markup=False)
+
+
+QUICKSTART = Path(__file__).parent / "recipes" / "quickstart.yaml"
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("runs/quickstart"),
+    overrides: Overrides = None,
+    force: ForceOpt = False,
+) -> None:
+    """Run the whole pipeline offline on CPU in about 10 minutes (built-in recipe).
+
+    Generates arithmetic traces with the oracle teacher in three styles (long, concise, none), trains
+    three tiny students from scratch, evaluates them per difficulty level and writes
+    OUT/report.md, OUT/results.json and OUT/frontier.png.
+    """
+    from thinkling.pipeline import load_recipe
+    from thinkling.pipeline import run as run_recipe
+
+    def go():
+        plan = load_recipe(QUICKSTART, [f"out={out}", *(overrides or [])])
+        summary = run_recipe(plan, force=force, console=console)
+        _print_summary(summary)
+
+    _guard(go)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        console.print("[yellow]interrupted[/]: finished work is kept; re-run the same command to continue")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

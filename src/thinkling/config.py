@@ -1,0 +1,150 @@
+"""Typed stage configs: YAML plus dotted ``key=value`` overrides, unknown keys are errors.
+
+Every stage has one pydantic model deriving from :class:`StageConfig`. Field descriptions are the
+documentation: they are printed by ``thinkling <stage> --help`` and written next to every artifact
+as part of the resolved config.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the file and the key."""
+
+
+class StageConfig(BaseModel):
+    """Base class: forbids unknown keys and validates on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> (["train", "lr"], 3e-4). Values are parsed as YAML scalars/lists."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.lr=3e-4)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:  # pragma: no cover - yaml is very permissive for scalars
+        raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from e
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            if part.isdigit() and isinstance(node, list):
+                node = node[int(part)]
+                continue
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = {}
+                node[part] = nxt
+            if not isinstance(nxt, (dict, list)):
+                raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
+            node = nxt
+        last = path[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for e in err.errors():
+        key = ".".join(str(x) for x in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}'")
+        elif e["type"] == "missing":
+            lines.append(f"  missing required key '{key}'")
+        else:
+            got = e.get("input")
+            lines.append(f"  key '{key}': {e['msg']} (got {got!r})")
+    return "\n".join(lines)
+
+
+def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+
+
+def load_config(
+    cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> C:
+    """Load ``cls`` from (base dict) <- YAML file <- dotted overrides, validating strictly."""
+    data: dict[str, Any] = copy.deepcopy(base) if base else {}
+    source = "defaults"
+    if path is not None:
+        data = deep_merge(data, load_yaml(path))
+        source = str(path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source += " + overrides " + " ".join(overrides)
+    return build_config(cls, data, source)
+
+
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def describe_fields(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) for every field, recursing into sub-models."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in cls.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(describe_fields(ann, key + "."))
+            continue
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        rows.append((key, default, field.description or ""))
+    return rows
+
+
+def fields_help(cls: type[BaseModel]) -> str:
+    """Config keys as a help epilog (typer/click keeps paragraphs separated by blank lines)."""
+    lines = ["Config keys (set in YAML or as key=value overrides):", ""]
+    for key, default, desc in describe_fields(cls):
+        lines.append(f"{key} [{default}]: {desc}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,20 @@
+"""Tasks: problems, prompt rendering, answer extraction and verifiers, in a registry."""
+
+from thinkling.tasks.base import (
+    OracleTrace,
+    SyntheticTask,
+    Task,
+    format_assistant,
+    get_task,
+    register_task,
+    split_thinking,
+    task_names,
+)
+from thinkling.tasks import arithmetic as _arithmetic  # noqa: F401  (registers)
+from thinkling.tasks import gsm8k as _gsm8k  # noqa: F401
+from thinkling.tasks import rules as _rules  # noqa: F401
+
+__all__ = [
+    "OracleTrace", "SyntheticTask", "Task", "format_assistant", "get_task", "register_task",
+    "split_thinking", "task_names",
+]

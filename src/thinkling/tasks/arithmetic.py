@@ -1,0 +1,168 @@
+"""Synthetic family 1: multi-step arithmetic over named variables, modulo 10.
+
+A problem gives one seed variable and a chain of ``level`` assignments over consecutive letters,
+each applying an operation with a digit to the previous variable::
+
+    Compute mod 10.
+    k=4
+    l=k+7
+    m=l*3
+    n=m-2
+    What is n?
+
+Every step is a single-digit operation modulo 10 (small enough for a tiny transformer to learn
+as a lookup), and the number of steps sets the difficulty: with chain-of-thought the student
+does one lookup per written step; without it, it must compose ``level`` lookups in one forward
+pass, which a small model from scratch cannot do at the hardest level.
+
+Train and test are disjoint by construction: a question belongs to the test split iff a hash of its
+text falls in bucket 0 of 10.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from thinkling.records import Problem
+from thinkling.tasks.base import OracleTrace, SyntheticTask, last_number, register_task
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+OPS = ("+", "-", "*")
+
+RESTATE = (
+    "Okay, let me restate the problem. We have {eqs}, and we need {target} modulo 10.",
+    "Alright, so the problem says {eqs}. The question asks for {target}, working modulo 10.",
+    "Let me read this carefully. We are given {eqs}, and we want the value of {target} mod 10.",
+)
+TRANSITION = (
+    "Next, let's work out {var}.",
+    "Now I need {var}.",
+    "Moving on, the next variable is {var}.",
+    "Then we compute {var}.",
+)
+CHECK = (
+    "Let me double-check that: {a}{op}{b} is {raw}, and mod 10 that is {res}. Yes, {var}={res}.",
+    "Wait, let me verify. {a}{op}{b} gives {raw}, which is {res} mod 10. So {var}={res} is right.",
+    "Hmm, checking again: {a}{op}{b}={raw}, mod 10 gives {res}. Good, {var}={res}.",
+)
+SUMMARY = (
+    "So, putting it all together, {target}={ans}.",
+    "Therefore, following the chain, {target} ends up as {ans}.",
+    "That completes the chain, so {target}={ans}.",
+)
+
+
+def _apply(op: str, a: int, b: int) -> int:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    return a * b
+
+
+def _bucket(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
+
+
+@register_task("arithmetic")
+class ArithmeticTask(SyntheticTask):
+    answer_type = "number"
+    levels = (1, 2, 3, 4)
+
+    def __init__(self, levels: list[int] | None = None, test_fraction_bucket: int = 0):
+        if levels:
+            self.levels = tuple(levels)
+        self.test_bucket = test_fraction_bucket
+
+    # ------------------------------------------------------------------ problems
+
+    def _make(self, rng: random.Random, level: int) -> tuple[str, dict]:
+        # consecutive letters from a random start: the next variable is always the next letter
+        start = rng.randint(0, len(LETTERS) - level - 1)
+        names = list(LETTERS[start:start + level + 1])
+        values = {names[0]: rng.randint(0, 9)}
+        eqs = [f"{names[0]}={values[names[0]]}"]
+        steps = []
+        for i in range(1, level + 1):
+            var, prev = names[i], names[i - 1]
+            op = rng.choice(OPS)
+            operand_val = rng.randint(1, 9)
+            operand = str(operand_val)
+            raw = _apply(op, values[prev], operand_val)
+            values[var] = raw % 10
+            eqs.append(f"{var}={prev}{op}{operand}")
+            steps.append({"var": var, "prev": prev, "op": op, "operand": operand,
+                          "a": values[prev], "b": operand_val, "raw": raw, "res": values[var]})
+        target = names[-1]
+        # one equation per line: a trace line then starts with the very tokens of a question line
+        question = "Compute mod 10.\n" + "\n".join(eqs) + f"\nWhat is {target}?"
+        return question, {"steps": steps, "eqs": eqs, "target": target, "seed_var": names[0]}
+
+    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
+                 seed: int = 0) -> list[Problem]:
+        if split not in ("train", "test"):
+            raise ValueError(f"arithmetic: split must be 'train' or 'test', got {split!r}")
+        n = 100 if n is None else n
+        out: list[Problem] = []
+        for level in levels or self.levels:
+            if not 1 <= level <= 20:
+                raise ValueError(f"arithmetic: level must be in 1..20, got {level}")
+            rng = random.Random(f"arithmetic/{split}/{level}/{seed}")
+            seen: set[str] = set()
+            attempts = 0
+            # distinct questions at this level, in this split (test = 1 bucket of 10); take at most 80%
+            space = (len(LETTERS) - level) * 10 * (len(OPS) * 9) ** level * (0.1 if split == "test" else 0.9)
+            want = min(n, int(0.8 * space))
+            while len(seen) < want:
+                attempts += 1
+                if attempts > 50 * want + 10_000:  # pragma: no cover - the cap above prevents it
+                    raise ValueError(f"arithmetic: cannot draw {want} distinct {split} problems at level {level}")
+                q, meta = self._make(rng, level)
+                in_test = _bucket(q) == self.test_bucket
+                if (split == "test") != in_test or q in seen:
+                    continue
+                seen.add(q)
+                i = len(seen) - 1
+                out.append(Problem(id=f"arithmetic/{split}/L{level}/{seed}-{i}", task=self.name,
+                                   split=split, level=level, question=q,
+                                   answer=str(meta["steps"][-1]["res"]), meta=meta))
+        return out
+
+    # ------------------------------------------------------------------ answers
+
+    def extract_answer(self, text: str) -> str | None:
+        n = last_number(text)
+        if n is None or not n.lstrip("-").isdigit():
+            return None
+        return str(int(n))
+
+    # ------------------------------------------------------------------ oracle teacher
+
+    def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
+        meta = problem.meta
+        steps = meta["steps"]
+        target = meta["target"]
+        ans = str(steps[-1]["res"])
+        knowledge = "Arithmetic modulo 10: compute the operation, then keep the last digit."
+        if style == "none":
+            return OracleTrace("", ans, [], knowledge)
+
+        def step_text(s: dict) -> str:
+            return f"{s['var']}={s['prev']}{s['op']}{s['operand']}={s['a']}{s['op']}{s['b']}={s['res']}"
+
+        if style == "concise":
+            lines = [step_text(s) for s in steps]
+            sents = [(line, "step", True) for line in lines]
+            return OracleTrace("\n".join(lines), ans, sents, knowledge)
+        if style != "long":
+            raise ValueError(f"arithmetic oracle: unknown style {style!r} (styles: {', '.join(self.styles)})")
+        rng = random.Random(f"{problem.id}/{seed}")
+        sents: list[tuple[str, str, bool]] = []
+        sents.append((rng.choice(RESTATE).format(eqs=", ".join(meta["eqs"]), target=target), "restate", False))
+        for s in steps:
+            sents.append((rng.choice(TRANSITION).format(var=s["var"]), "transition", False))
+            sents.append((step_text(s) + ".", "step", True))
+            sents.append((rng.choice(CHECK).format(**s), "check", False))
+        sents.append((rng.choice(SUMMARY).format(target=target, ans=ans), "summary", False))
+        return OracleTrace("\n".join(t for t, _, _ in sents), ans, sents, knowledge)

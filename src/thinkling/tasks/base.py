@@ -1,0 +1,134 @@
+"""The Task interface: a task owns its problems, prompt rendering, answer extraction and verifier.
+
+The same verifier filters teacher traces (curate), scores evaluations and would score RL rewards.
+Unparseable gold or predictions are ``None`` and are never credited.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from thinkling.records import Problem
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+
+def split_thinking(text: str) -> tuple[str, str, bool]:
+    """Split a completion into (reasoning, final answer text, closed).
+
+    ``closed`` is False when a ``<think>`` block was opened but never closed (a truncated trace):
+    then there is no final answer. Text without any think tags is all answer.
+    """
+    if THINK_CLOSE in text:
+        head, _, tail = text.rpartition(THINK_CLOSE)
+        reasoning = head.split(THINK_OPEN, 1)[-1] if THINK_OPEN in head else head
+        return reasoning.strip(), tail.strip(), True
+    if THINK_OPEN in text:
+        return text.split(THINK_OPEN, 1)[1].strip(), "", False
+    return "", text.strip(), True
+
+
+def format_assistant(reasoning: str, answer: str) -> str:
+    """The assistant turn a student learns: ``<think>\\n...\\n</think>\\n<answer>``."""
+    if reasoning:
+        return f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n{answer}"
+    return f"{THINK_OPEN}\n{THINK_CLOSE}\n{answer}"
+
+
+@dataclass
+class OracleTrace:
+    """What the built-in teacher writes: the reasoning, the answer, and sentence annotations.
+
+    ``sentences`` lists (text, kind, is_reasoning); kinds are e.g. ``restate``, ``step``, ``check``,
+    ``transition``, ``summary``. Curation ops use the annotations as ground truth to measure
+    chunk labelling; they are never shown to a student.
+    """
+
+    reasoning: str
+    answer: str
+    sentences: list[tuple[str, str, bool]] = field(default_factory=list)
+    knowledge: str = ""
+
+
+class Task(ABC):
+    """A family of problems with a verifier. Subclasses register with :func:`register_task`."""
+
+    name: str = "task"
+    answer_type: str = "text"
+    levels: tuple[int, ...] = (1,)
+
+    @abstractmethod
+    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
+                 seed: int = 0) -> list[Problem]:
+        """Problems of a split; ``n`` per level for synthetic tasks, total for file tasks."""
+
+    def messages(self, problem: Problem) -> list[dict[str, str]]:
+        """The chat messages sent to a model (teacher or student) for a problem."""
+        return [{"role": "user", "content": problem.question}]
+
+    @abstractmethod
+    def extract_answer(self, text: str) -> str | None:
+        """Normalised answer from a final answer text, or None when there is none."""
+
+    def verify(self, predicted: str | None, gold: str | None) -> bool:
+        """True only when both parse and match. Unparseable gold is never credited."""
+        if predicted is None or gold is None:
+            return False
+        return predicted == gold
+
+    def score(self, completion: str, gold: str | None) -> tuple[str | None, bool]:
+        """Extract from a full completion (reasoning stripped first) and verify."""
+        _, final, closed = split_thinking(completion)
+        if not closed:
+            return None, False
+        pred = self.extract_answer(final)
+        return pred, self.verify(pred, gold)
+
+
+class SyntheticTask(Task):
+    """A programmatic task whose built-in oracle teacher can write traces in several styles."""
+
+    styles: tuple[str, ...] = ("long", "concise", "none")
+
+    @abstractmethod
+    def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
+        """The oracle teacher's trace for ``problem`` in ``style``."""
+
+
+_TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(name: str):
+    def deco(cls: type[Task]) -> type[Task]:
+        cls.name = name
+        _TASKS[name] = cls
+        return cls
+
+    return deco
+
+
+def task_names() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task(name: str, **options) -> Task:
+    if name not in _TASKS:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
+    return _TASKS[name](**options)
+
+
+_INT = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def last_number(text: str) -> str | None:
+    """The last number in ``text`` with thousands separators removed, or None."""
+    m = _INT.findall(text)
+    if not m:
+        return None
+    s = m[-1].replace(",", "")
+    if s.endswith(".0"):
+        s = s[:-2]
+    return s

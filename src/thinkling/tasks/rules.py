@@ -1,0 +1,143 @@
+"""Synthetic family 2: deductive rule chains over fictional entities (PrOntoQA-like).
+
+An entity belongs to a category; rules link categories in a chain of ``level`` steps, the last one
+positive or negated. A distractor chain, starting from another entity, ends in a rule about the
+*same* queried category with the opposite polarity, so the answer cannot be read off the rule that
+mentions the queried category: the chain from the asked-about entity must be followed::
+
+    Facts: Wren is a zumpus. Tobi is a gorpus. Rules: Every zumpus is a lempus. Every gorpus is a
+    brimpus. Every lempus is a yompus. Every brimpus is not a yompus. Question: Is Wren a yompus?
+
+Answer: ``True`` or ``False``. Level = chain length (rules to apply). Train/test disjoint by a hash
+of the question text, as for the arithmetic family.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+
+from thinkling.records import Problem
+from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
+
+NAMES = ("Wren", "Tobi", "Alex", "Rina", "Max", "Sam", "Polly", "Fae", "Jude", "Nico", "Stella", "Rex")
+CATEGORIES = (
+    "zumpus", "gorpus", "lempus", "brimpus", "yompus", "tumpus", "dumpus", "wumpus", "rompus", "vumpus",
+    "numpus", "jompus", "sterpus", "impus", "grimpus", "shumpus", "zorpus", "fimpus",
+)
+RESTATE = (
+    "Okay, let me restate what we know. {facts} The rules are: {rules} We are asked: {query}",
+    "Let me read the problem again. {facts} {rules} The question is: {query}",
+)
+TRANSITION = ("Next, what else follows about {x}?", "Now let's see where that leads.", "Let me follow the chain further.")
+CHECK = (
+    "Let me double-check: the rule says every {a} is {neg}a {b}, and {x} is a {a}, so yes, {x} is {neg}a {b}.",
+    "Wait, is that right? {x} is a {a}, and every {a} is {neg}a {b}. Yes, that holds.",
+)
+SUMMARY = ("So, following the rules from {x}, the answer is {ans}.", "Putting it together, {x} is {neg}a {c}, so the answer is {ans}.")
+
+
+_WORD = re.compile(r"[a-z]+")
+
+
+def _bucket(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
+
+
+@register_task("rules")
+class RulesTask(SyntheticTask):
+    answer_type = "label"
+    levels = (1, 2, 3, 4)
+
+    def __init__(self, levels: list[int] | None = None):
+        if levels:
+            self.levels = tuple(levels)
+
+    def _make(self, rng: random.Random, level: int) -> tuple[str, dict]:
+        x, y = rng.sample(NAMES, 2)
+        cats = rng.sample(CATEGORIES, 2 * level + 1)
+        chain = cats[: level + 1]          # chain[0] -> ... -> chain[level] (queried)
+        target = chain[-1]
+        distract = cats[level + 1:]        # y's chain, ends in a rule about target with opposite polarity
+        positive = rng.random() < 0.5
+        rules = [(chain[i], chain[i + 1], True) for i in range(level - 1)] + [(chain[level - 1], target, positive)]
+        d_chain = distract[:level]
+        d_rules = [(d_chain[i], d_chain[i + 1], True) for i in range(len(d_chain) - 1)]
+        d_rules.append((d_chain[-1], target, not positive))
+        all_rules = rules + d_rules
+        rng.shuffle(all_rules)
+        facts = [f"{x} is a {chain[0]}.", f"{y} is a {d_chain[0]}."]
+        rng.shuffle(facts)
+
+        def rule_text(a: str, b: str, pos: bool) -> str:
+            return f"Every {a} is {'' if pos else 'not '}a {b}."
+
+        rule_texts = [rule_text(*r) for r in all_rules]
+        query = f"Is {x} a {target}?"
+        question = f"Facts: {' '.join(facts)} Rules: {' '.join(rule_texts)} Question: {query}"
+        meta = {"entity": x, "chain": chain, "positive": positive, "facts": facts, "rules": rule_texts, "query": query}
+        return question, meta
+
+    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
+                 seed: int = 0) -> list[Problem]:
+        if split not in ("train", "test"):
+            raise ValueError(f"rules: split must be 'train' or 'test', got {split!r}")
+        n = 100 if n is None else n
+        out: list[Problem] = []
+        for level in levels or self.levels:
+            if not 1 <= level <= (len(CATEGORIES) - 1) // 2:
+                raise ValueError(f"rules: level must be in 1..{(len(CATEGORIES) - 1) // 2}, got {level}")
+            rng = random.Random(f"rules/{split}/{level}/{seed}")
+            seen: set[str] = set()
+            attempts = 0
+            while len(seen) < n:
+                attempts += 1
+                if attempts > 50 * n + 10_000:
+                    raise ValueError(f"rules: cannot draw {n} distinct {split} problems at level {level}")
+                q, meta = self._make(rng, level)
+                if (split == "test") != (_bucket(q) == 0) or q in seen:
+                    continue
+                seen.add(q)
+                out.append(Problem(id=f"rules/{split}/L{level}/{seed}-{len(seen) - 1}", task=self.name, split=split,
+                                   level=level, question=q, answer="True" if meta["positive"] else "False", meta=meta))
+        return out
+
+    def extract_answer(self, text: str) -> str | None:
+        words = _WORD.findall(text.lower())
+        for w in reversed(words):
+            if w in ("true", "yes"):
+                return "True"
+            if w in ("false", "no"):
+                return "False"
+        return None
+
+    def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
+        m = problem.meta
+        x, chain, positive = m["entity"], m["chain"], m["positive"]
+        ans = "True" if positive else "False"
+        knowledge = "Rules apply transitively: if every A is a B and x is an A, then x is a B."
+        if style == "none":
+            return OracleTrace("", ans, [], knowledge)
+        steps = []
+        for i in range(len(chain) - 1):
+            last = i == len(chain) - 2
+            neg = "" if (not last or positive) else "not "
+            steps.append((chain[i], chain[i + 1], neg))
+        step_lines = [f"{x} is a {a}, so {x} is {neg}a {b}." for a, b, neg in steps]
+        if style == "concise":
+            return OracleTrace("\n".join(step_lines), ans, [(s, "step", True) for s in step_lines], knowledge)
+        if style != "long":
+            raise ValueError(f"rules oracle: unknown style {style!r} (styles: {', '.join(self.styles)})")
+        rng = random.Random(f"{problem.id}/{seed}")
+        sents: list[tuple[str, str, bool]] = [
+            (rng.choice(RESTATE).format(facts=" ".join(m["facts"]), rules=" ".join(m["rules"]), query=m["query"]),
+             "restate", False)]
+        for i, ((a, b, neg), line) in enumerate(zip(steps, step_lines)):
+            if i:
+                sents.append((rng.choice(TRANSITION).format(x=x), "transition", False))
+            sents.append((line, "step", True))
+            sents.append((rng.choice(CHECK).format(a=a, b=b, x=x, neg=neg), "check", False))
+        sents.append((rng.choice(SUMMARY).format(x=x, ans=ans, c=chain[-1], neg="" if positive else "not "),
+                      "summary", False))
+        return OracleTrace("\n".join(s for s, _, _ in sents), ans, sents, knowledge)

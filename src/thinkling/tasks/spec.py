@@ -1,0 +1,26 @@
+"""Which task (and which slice of it) a stage works on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from thinkling.config import StageConfig
+
+
+class TaskSpec(StageConfig):
+    name: str = Field("arithmetic", description="task name (registry): arithmetic, rules, gsm8k")
+    options: dict[str, Any] = Field(default_factory=dict, description="task constructor options (e.g. data_dir for gsm8k)")
+    split: str = Field("train", description="split to draw problems from")
+    n: int | None = Field(None, ge=1, description="problems per level (synthetic) or in total (file tasks); None = default/all")
+    levels: list[int] | None = Field(None, description="difficulty levels to include (None = all)")
+    seed: int = Field(0, description="seed for synthetic problem draws")
+
+    def build(self):
+        from thinkling.tasks import get_task
+
+        return get_task(self.name, **self.options)
+
+    def problems(self):
+        return self.build().problems(self.split, n=self.n, levels=self.levels, seed=self.seed)
