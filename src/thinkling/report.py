@@ -22,7 +22,7 @@ def plot_frontier(rows: list[dict], path: str | Path, level: Any = "all", title:
     pts = [r for r in rows if r["level"] == level]
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     for r in pts:
-        yerr = [[100 * (r["accuracy"] - r["ci_low"])], [100 * (r["ci_high"] - r["accuracy"])]]
+        yerr = [[max(0.0, 100 * (r["accuracy"] - r["ci_low"]))], [max(0.0, 100 * (r["ci_high"] - r["accuracy"]))]]
         ax.errorbar(r["mean_tokens"], 100 * r["accuracy"], yerr=yerr, fmt="o", capsize=4, ms=7)
         ax.annotate(r["model"], (r["mean_tokens"], 100 * r["accuracy"]), textcoords="offset points",
                     xytext=(6, 6), fontsize=9)

@@ -14,7 +14,9 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    # the interval always contains the estimate (float rounding can put it a hair outside at 0 or n)
+    return (0.0 if k == 0 else min(lo, p)), (1.0 if k == n else max(hi, p))
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -70,16 +70,18 @@ class ArithmeticTask(SyntheticTask):
     answer_type = "number"
     levels = (1, 2, 3, 4)
 
-    def __init__(self, levels: list[int] | None = None, test_fraction_bucket: int = 0):
+    def __init__(self, levels: list[int] | None = None, test_fraction_bucket: int = 0,
+                 random_names: bool = False):
         if levels:
             self.levels = tuple(levels)
         self.test_bucket = test_fraction_bucket
+        self.random_names = random_names
 
     # ------------------------------------------------------------------ problems
 
     def _make(self, rng: random.Random, level: int) -> tuple[str, dict]:
         # consecutive letters from a random start: the next variable is always the next letter
-        start = rng.randint(0, len(LETTERS) - level - 1)
+        start = rng.randint(0, len(LETTERS) - level - 1) if self.random_names else 0
         names = list(LETTERS[start:start + level + 1])
         values = {names[0]: rng.randint(0, 9)}
         eqs = [f"{names[0]}={values[names[0]]}"]
@@ -112,7 +114,7 @@ class ArithmeticTask(SyntheticTask):
             seen: set[str] = set()
             attempts = 0
             # distinct questions at this level, in this split (test = 1 bucket of 10); take at most 80%
-            space = (len(LETTERS) - level) * 10 * (len(OPS) * 9) ** level * (0.1 if split == "test" else 0.9)
+            space = (len(LETTERS) - level if self.random_names else 1) * 10 * (len(OPS) * 9) ** level * (0.1 if split == "test" else 0.9)
             want = min(n, int(0.8 * space))
             while len(seen) < want:
                 attempts += 1

@@ -125,6 +125,35 @@ def _time_schedule(optimizer, budget_s: float, warmup: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _reset_if_other_run(out: Path, cfg: TrainConfig, inputs: dict[str, str], force: bool, console) -> None:
+    """Checkpoints and the tiny init may only be resumed by the same config and inputs.
+
+    ``out/.run_key`` records which (config, input fingerprints) the partial state belongs to; a
+    different key (or ``--force``) clears ``init/`` and ``checkpoints/`` before training anew.
+    """
+    import shutil
+
+    from thinkling.artifacts import atomic_write_text, config_hash, fingerprint, stable_hash
+
+    key = stable_hash({"config": config_hash(cfg), "inputs": {k: fingerprint(v) for k, v in inputs.items()}})
+    marker = out / ".run_key"
+    stale = force or not marker.exists() or marker.read_text().strip() != key
+    if stale:
+        for sub in ("init", "checkpoints"):
+            if (out / sub).exists():
+                console.print(f"[yellow]train[/]: clearing {out / sub} (it belongs to another config or --force)")
+                shutil.rmtree(out / sub)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, key + "\n")
+
+
+def _checkpoint_step(ckpt: Path) -> int:
+    import json
+
+    state = ckpt / "trainer_state.json"
+    return json.loads(state.read_text()).get("global_step", 0) if state.exists() else 0
+
+
 def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
     """Run the train stage; returns the manifest. Skips when ``cfg.out`` is complete for this config."""
     from rich.console import Console
@@ -155,7 +184,7 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
 
     set_seed(cfg.seed)
     invalidate(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _reset_if_other_run(out, cfg, inputs, force, console)
     examples = read_jsonl(data_file, Example)
     if not examples:
         raise DataError(f"{data_file}: no training examples")
@@ -277,7 +306,16 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
     if resume:
         console.print(f"[yellow]resuming[/] from {resume}")
     t_train = time.time()
-    result = trainer.train(resume_from_checkpoint=resume)
+    if resume and cfg.max_steps > 0 and _checkpoint_step(Path(resume)) >= cfg.max_steps:
+        # the run had finished its steps before it was interrupted: take the checkpoint as is
+        console.print(f"[yellow]train[/]: {resume} already holds all {cfg.max_steps} steps; not training further")
+        from transformers import TrainerState
+
+        trainer.model = load_model(resume, cfg.dtype)
+        trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+        result = None
+    else:
+        result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t_train
     steps = trainer.state.global_step
     seen_examples = steps * cfg.batch_size * cfg.grad_accum * max(trainer.args.world_size, 1)
@@ -296,7 +334,7 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
         "final_loss": round(losses[-1], 4) if losses else None,
         "first_loss": round(losses[0], 4) if losses else None,
         "params": n_params,
-        "train_loss": round(result.training_loss, 4),
+        "train_loss": round(result.training_loss, 4) if result is not None else None,
     }
     files = [f.name for f in out.iterdir() if f.is_file() and f.name != "manifest.json"]
     return write_manifest(out, "train", cfg, inputs, counts, outputs=sorted(files),
