@@ -46,6 +46,9 @@ def _guard(fn):
         _fail(str(e))
     except (KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
+    except RuntimeError as e:  # a stage that failed (e.g. a training subprocess); its log is named
+        console.print(f"[red]failed:[/] {e}")
+        raise typer.Exit(1) from None
 
 
 def _stage_help(cls) -> str:

@@ -24,7 +24,8 @@ class SamplingParams(StageConfig):
 
 
 class TeacherSpec(StageConfig):
-    backend: Literal["oracle"] = Field("oracle", description="teacher backend (registry): oracle")
+    backend: Literal["oracle", "reference"] = Field(
+        "oracle", description="teacher backend (registry): oracle (synthetic tasks' solver), reference (a dataset's own solutions)")
     style: str = Field("long", description="oracle: trace style - long (R1-like), concise, none (answer only)")
     name: str | None = Field(None, description="teacher id used in record keys (default: backend:style)")
 
@@ -89,7 +90,29 @@ class OracleBackend(Backend):
         return out
 
 
+class ReferenceBackend(Backend):
+    """The dataset's own reference solutions as traces (e.g. GSM8K's worked answers)."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def generate(self, requests: list[Request], sampling: SamplingParams) -> list[Reply | Exception]:
+        out: list[Reply | Exception] = []
+        for r in requests:
+            tr = self.task.reference_trace(r.problem)
+            if tr is None:
+                out.append(ValueError(f"{r.problem.id}: the task has no reference solution for this problem"))
+                continue
+            out.append(Reply(reasoning=tr.reasoning, answer=tr.answer,
+                             completion_tokens=len((tr.reasoning + " " + tr.answer).split()),
+                             prompt_tokens=sum(len(m["content"].split()) for m in r.messages),
+                             meta={"usage_unit": "words"}))
+        return out
+
+
 def build_backend(spec: TeacherSpec, task) -> Backend:
     if spec.backend == "oracle":
         return OracleBackend(task, spec.style)
+    if spec.backend == "reference":
+        return ReferenceBackend(task)
     raise KeyError(f"unknown backend {spec.backend!r}")  # pragma: no cover - Literal guards it

@@ -7,6 +7,7 @@ Design notes (see docs/cpu-facts in the shared docs):
 - byte-level BPE so decoding reproduces any text exactly (newlines included);
 - ``<think>``/``</think>`` are added *non-special* tokens (as R1/Qwen3 do), so servers that skip
   special tokens keep them; ``<|im_start|>``/``<|im_end|>`` are special (ChatML);
+- untied input/output embeddings (see ``build_tiny``);
 - a ``llama`` config, whose tokenizer is loaded from ``tokenizer.json`` as is; head_dim >= 32 so
   vLLM's CPU kernels accept the model.
 """
@@ -91,7 +92,12 @@ def build_tiny(out_dir: str | Path, texts: Iterable[str], spec: TinySpec | None 
         num_key_value_heads=spec.num_heads,
         max_position_embeddings=spec.max_position_embeddings,
         rope_theta=10000.0,
-        tie_word_embeddings=True,
+        # untied: with tied embeddings, tokens the model cannot yet tell apart in its *outputs*
+        # (e.g. '+' vs '-' early in training) get the same gradient, so their *input* embeddings
+        # merge too (cosine 0.998 measured) and the model can no longer copy them - a trap that
+        # cost a tiny arithmetic student most of its training budget. The extra vocab x hidden
+        # parameters are negligible at this size.
+        tie_word_embeddings=False,
         bos_token_id=None,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,

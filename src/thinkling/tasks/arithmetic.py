@@ -1,19 +1,24 @@
 """Synthetic family 1: multi-step arithmetic over named variables, modulo 10.
 
-A problem gives one seed variable and a chain of ``level`` assignments over consecutive letters,
-each applying an operation with a digit to the previous variable::
+A problem gives a seed variable and a chain of ``level`` assignments, each applying ``+`` or ``-``
+with a small digit to the previous variable, modulo 10::
 
     Compute mod 10.
-    k=4
-    l=k+7
-    m=l*3
-    n=m-2
-    What is n?
+    a=4
+    b=a+3
+    c=b-2
+    d=c+4
+    What is d?
 
-Every step is a single-digit operation modulo 10 (small enough for a tiny transformer to learn
-as a lookup), and the number of steps sets the difficulty: with chain-of-thought the student
-does one lookup per written step; without it, it must compose ``level`` lookups in one forward
-pass, which a small model from scratch cannot do at the hardest level.
+Every step is one lookup in a small table (10 values x 2 ops x 4 operands by default), and the
+number of steps sets the difficulty: with chain-of-thought a student does one lookup per written
+line; without it, it must compose ``level`` lookups in one forward pass, which a small model
+trained from scratch cannot do at the hardest level.
+
+The defaults are calibrated for tiny students on 2 CPU cores (see docs/benchmarks.md): variables
+are consecutive letters from ``a`` (``random_names=True`` starts at a random letter, which turns
+the lookups from positional into content-based and learns several times slower), ``ops="+-"``
+(``"+-*"`` adds multiplication) and ``max_operand=4`` (up to 9).
 
 Train and test are disjoint by construction: a question belongs to the test split iff a hash of its
 text falls in bucket 0 of 10.
@@ -42,9 +47,9 @@ TRANSITION = (
     "Then we compute {var}.",
 )
 CHECK = (
-    "Let me double-check that: {a}{op}{b} is {raw}, and mod 10 that is {res}. Yes, {var}={res}.",
-    "Wait, let me verify. {a}{op}{b} gives {raw}, which is {res} mod 10. So {var}={res} is right.",
-    "Hmm, checking again: {a}{op}{b}={raw}, mod 10 gives {res}. Good, {var}={res}.",
+    "Let me double-check that: {a}{op}{b} mod 10 is {res}. Yes, {var}={res}.",
+    "Wait, let me verify. {a}{op}{b} gives {res} modulo 10. So {var}={res} is right.",
+    "Hmm, checking again: {a}{op}{b}, mod 10, is {res}. Good, {var}={res}.",
 )
 SUMMARY = (
     "So, putting it all together, {target}={ans}.",
@@ -71,11 +76,17 @@ class ArithmeticTask(SyntheticTask):
     levels = (1, 2, 3, 4)
 
     def __init__(self, levels: list[int] | None = None, test_fraction_bucket: int = 0,
-                 random_names: bool = False):
+                 random_names: bool = False, ops: str = "+-", max_operand: int = 4):
         if levels:
             self.levels = tuple(levels)
         self.test_bucket = test_fraction_bucket
         self.random_names = random_names
+        if not ops or any(o not in OPS for o in ops):
+            raise ValueError(f"arithmetic: ops must be a non-empty string of {''.join(OPS)}, got {ops!r}")
+        self.ops = tuple(dict.fromkeys(ops))
+        if not 1 <= max_operand <= 9:
+            raise ValueError(f"arithmetic: max_operand must be in 1..9, got {max_operand}")
+        self.max_operand = max_operand
 
     # ------------------------------------------------------------------ problems
 
@@ -88,8 +99,8 @@ class ArithmeticTask(SyntheticTask):
         steps = []
         for i in range(1, level + 1):
             var, prev = names[i], names[i - 1]
-            op = rng.choice(OPS)
-            operand_val = rng.randint(1, 9)
+            op = rng.choice(self.ops)
+            operand_val = rng.randint(1, self.max_operand)
             operand = str(operand_val)
             raw = _apply(op, values[prev], operand_val)
             values[var] = raw % 10
@@ -103,6 +114,12 @@ class ArithmeticTask(SyntheticTask):
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
+        """``n`` problems per level. Train and test are disjoint (a hash bucket of the question).
+
+        A level whose split holds fewer than ``n`` distinct questions (easy levels have small spaces)
+        gives every distinct one; in the train split they are then repeated, with their own ids, so
+        that every level carries equal weight in training.
+        """
         if split not in ("train", "test"):
             raise ValueError(f"arithmetic: split must be 'train' or 'test', got {split!r}")
         n = 100 if n is None else n
@@ -111,21 +128,24 @@ class ArithmeticTask(SyntheticTask):
             if not 1 <= level <= 20:
                 raise ValueError(f"arithmetic: level must be in 1..20, got {level}")
             rng = random.Random(f"arithmetic/{split}/{level}/{seed}")
+            drawn: list[tuple[str, dict]] = []
             seen: set[str] = set()
+            names = len(LETTERS) - level if self.random_names else 1
+            space = names * 10 * (len(self.ops) * self.max_operand) ** level * (0.1 if split == "test" else 0.9)
+            want = min(n, int(0.8 * space))  # drawing more than ~80% of a space gets slow
             attempts = 0
-            # distinct questions at this level, in this split (test = 1 bucket of 10); take at most 80%
-            space = (len(LETTERS) - level if self.random_names else 1) * 10 * (len(OPS) * 9) ** level * (0.1 if split == "test" else 0.9)
-            want = min(n, int(0.8 * space))
-            while len(seen) < want:
+            while len(drawn) < want and attempts < 50 * want + 10_000:
                 attempts += 1
-                if attempts > 50 * want + 10_000:  # pragma: no cover - the cap above prevents it
-                    raise ValueError(f"arithmetic: cannot draw {want} distinct {split} problems at level {level}")
                 q, meta = self._make(rng, level)
-                in_test = _bucket(q) == self.test_bucket
-                if (split == "test") != in_test or q in seen:
+                if (split == "test") != (_bucket(q) == self.test_bucket) or q in seen:
                     continue
                 seen.add(q)
-                i = len(seen) - 1
+                drawn.append((q, meta))
+            if not drawn:
+                continue
+            count = n if split == "train" else len(drawn)
+            for i in range(count):
+                q, meta = drawn[i % len(drawn)]
                 out.append(Problem(id=f"arithmetic/{split}/L{level}/{seed}-{i}", task=self.name,
                                    split=split, level=level, question=q,
                                    answer=str(meta["steps"][-1]["res"]), meta=meta))
@@ -162,9 +182,12 @@ class ArithmeticTask(SyntheticTask):
         rng = random.Random(f"{problem.id}/{seed}")
         sents: list[tuple[str, str, bool]] = []
         sents.append((rng.choice(RESTATE).format(eqs=", ".join(meta["eqs"]), target=target), "restate", False))
-        for s in steps:
+        # self-checks on about half of the steps (at least one), as R1-style traces do
+        checked = {i for i in range(len(steps)) if rng.random() < 0.5} or {rng.randrange(len(steps))}
+        for i, s in enumerate(steps):
             sents.append((rng.choice(TRANSITION).format(var=s["var"]), "transition", False))
             sents.append((step_text(s) + ".", "step", True))
-            sents.append((rng.choice(CHECK).format(**s), "check", False))
+            if i in checked:
+                sents.append((rng.choice(CHECK).format(**s), "check", False))
         sents.append((rng.choice(SUMMARY).format(target=target, ans=ans), "summary", False))
         return OracleTrace("\n".join(t for t, _, _ in sents), ans, sents, knowledge)

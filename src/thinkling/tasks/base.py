@@ -79,6 +79,10 @@ class Task(ABC):
             return False
         return predicted == gold
 
+    def reference_trace(self, problem: Problem) -> OracleTrace | None:
+        """The dataset's own worked solution as a trace, when the task has one."""
+        return None
+
     def score(self, completion: str, gold: str | None) -> tuple[str | None, bool]:
         """Extract from a full completion (reasoning stripped first) and verify."""
         _, final, closed = split_thinking(completion)

@@ -106,6 +106,14 @@ class GSM8KTask(Task):
                 break
         return out
 
+    def reference_trace(self, problem: Problem):
+        from thinkling.tasks.base import OracleTrace
+
+        sol = problem.meta.get("solution")
+        if not sol or problem.answer is None:
+            return None
+        return OracleTrace(reasoning=sol, answer=f"The answer is \\boxed{{{problem.answer}}}.")
+
     def extract_answer(self, text: str) -> str | None:
         boxed = last_boxed(text)
         if boxed:

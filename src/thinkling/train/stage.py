@@ -32,6 +32,7 @@ class TrainConfig(StageConfig):
         default_factory=list,
         description="for model=tiny: JSONL files or stage dirs whose text trains the tokenizer (default: the training data)",
     )
+    tokenizer_texts: int = Field(20000, ge=100, description="for model=tiny: at most this many texts (an even spread) train the tokenizer")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="weights dtype")
     lr: float = Field(1e-3, gt=0, description="peak learning rate (1e-3 suits tiny models from scratch; ~1e-5 for pretrained)")
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of the run spent warming the lr up")
@@ -195,6 +196,8 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
 
         if not (init_dir / "config.json").exists():
             texts = _texts(cfg.tokenizer_from or [str(data_file)])
+            step = max(1, len(texts) // cfg.tokenizer_texts)
+            texts = texts[::step]
             build_tiny(init_dir, texts, cfg.tiny, seed=cfg.seed)
         model_src = str(init_dir)
     else:
@@ -262,7 +265,7 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
         def __init__(self):
             self.t0 = time.time()
             self.last_print = 0.0
-            self.loss = float("nan")
+            self.loss: float | None = None
 
         def on_log(self, a, state, control, logs=None, **kw):
             if logs and "loss" in logs:
@@ -277,7 +280,8 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
                 self.last_print = time.time()
                 total = f"/{state.max_steps}" if state.max_steps < 10**8 else ""
                 budget = f" of {cfg.budget_minutes:.1f} min budget" if cfg.budget_minutes else ""
-                console.print(f"  train {out.name}: step {state.global_step}{total}, loss {self.loss:.4f}, "
+                loss = f"{self.loss:.4f}" if self.loss is not None else "-"
+                console.print(f"  train {out.name}: step {state.global_step}{total}, loss {loss}, "
                               f"{el / 60:.1f} min{budget}, {state.global_step / max(el, 1e-9):.1f} steps/s",
                               highlight=False)
             return control
@@ -319,9 +323,9 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
     train_seconds = time.time() - t_train
     steps = trainer.state.global_step
     seen_examples = steps * cfg.batch_size * cfg.grad_accum * max(trainer.args.world_size, 1)
+    trainer.save_model(str(out))  # on every rank: FSDP/DeepSpeed gather the weights; rank 0 writes
     if not trainer.is_world_process_zero():
         return {}
-    trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     counts = {
