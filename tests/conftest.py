@@ -96,6 +96,9 @@ def noisy_model(tiny_model: Path, tmp_path_factory) -> Path:
             if p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.2)
         model.get_input_embeddings().weight[tok.eos_token_id] *= 3.0
+        # embeddings are untied in tiny students: make end-of-turn louder in the output too
+        if model.get_output_embeddings().weight.data_ptr() != model.get_input_embeddings().weight.data_ptr():
+            model.get_output_embeddings().weight[tok.eos_token_id] *= 3.0
     out = tmp_path_factory.mktemp("noisy") / "model"
     model.save_pretrained(out)
     tok.save_pretrained(out)

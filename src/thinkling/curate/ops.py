@@ -90,9 +90,14 @@ def dedup(examples: list[Example], ctx: OpContext) -> OpResult:
 
 @register_op("select")
 def select(examples: list[Example], ctx: OpContext) -> OpResult:
-    """Length filter (``max_reasoning_words``) and a cap of ``max_per_problem`` samples per problem."""
+    """Length filter (``max_reasoning_words``), a cap of ``max_per_problem`` samples per problem,
+    and per-difficulty mixing (``per_level``: that many examples of every level - a level with fewer
+    is repeated, one with more is subsampled, both seeded; repeats get ids ``<id>#r<k>``)."""
+    import random
+
     max_words = ctx.options.get("max_reasoning_words")
     cap = ctx.options.get("max_per_problem")
+    per_level = ctx.options.get("per_level")
     kept: list[Example] = []
     dropped: dict[str, list[Example]] = defaultdict(list)
     per_problem: dict[str, int] = defaultdict(int)
@@ -105,4 +110,19 @@ def select(examples: list[Example], ctx: OpContext) -> OpResult:
             continue
         per_problem[ex.problem_id] += 1
         kept.append(ex)
-    return kept, dict(dropped)
+    if per_level is None:
+        return kept, dict(dropped)
+    rng = random.Random(ctx.options.get("seed", 0))
+    mixed: list[Example] = []
+    for level in sorted({e.level for e in kept}):
+        xs = [e for e in kept if e.level == level]
+        if len(xs) >= per_level:
+            chosen = set(id(e) for e in rng.sample(xs, per_level))
+            mixed.extend(e for e in xs if id(e) in chosen)
+            dropped["level_mix"].extend(e for e in xs if id(e) not in chosen)
+        else:
+            mixed.extend(xs)
+            for k in range(per_level - len(xs)):
+                src = xs[k % len(xs)]
+                mixed.append(src.model_copy(update={"id": f"{src.id}#r{k // len(xs) + 1}"}))
+    return mixed, dict(dropped)

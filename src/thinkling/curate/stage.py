@@ -29,6 +29,9 @@ class CurateConfig(StageConfig):
     task_options: dict[str, Any] = Field(default_factory=dict, description="task constructor options")
     max_per_problem: int | None = Field(None, ge=1, description="select: keep at most N traces per problem")
     max_reasoning_words: int | None = Field(None, ge=1, description="select: drop traces whose reasoning is longer")
+    per_level: int | None = Field(
+        None, ge=1, description="select: exactly this many examples per difficulty level (repeat or subsample, seeded)")
+    seed: int = Field(0, description="seed for subsampling")
 
     @field_validator("ops")
     @classmethod
@@ -81,7 +84,8 @@ def curate(cfg: CurateConfig, force: bool = False, console=None) -> dict:
     examples, task_name = load_examples(src)
     task = get_task(task_name, **cfg.task_options)
     ctx = OpContext(task=task, options={"max_per_problem": cfg.max_per_problem,
-                                        "max_reasoning_words": cfg.max_reasoning_words})
+                                        "max_reasoning_words": cfg.max_reasoning_words,
+                                        "per_level": cfg.per_level, "seed": cfg.seed})
     counts: dict[str, Any] = {"input": len(examples), "ops": []}
     negatives: list[Example] = []
     dropped_rows: list[dict] = []
@@ -91,7 +95,7 @@ def curate(cfg: CurateConfig, force: bool = False, console=None) -> dict:
         current, dropped = get_op(name)(current, ctx)
         per_reason = {reason: len(xs) for reason, xs in dropped.items()}
         counts["ops"].append({"op": name, "in": before, "kept": len(current), "dropped": per_reason})
-        console.print(f"[bold]curate[/] {name}: {before} -> {len(current)} kept"
+        console.print(f"[bold]curate[/] {name}: {before} -> {len(current)}"
                       + (f", dropped {per_reason}" if per_reason else ""))
         for reason, xs in dropped.items():
             if reason == "wrong_answer":

@@ -89,14 +89,18 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
     done = _done_keys(out / TRACES)
     todo: list[Request] = []
     wanted: set[str] = set()
+    duplicates = 0
     for p in problems:
         msgs = task.messages(p)
         for i in range(cfg.samples):
             key = request_key(teacher, msgs, cfg.sampling, i)
+            if key in wanted:  # the same prompt twice in the problem set: one request, one trace
+                duplicates += 1
+                continue
             wanted.add(key)
             if key not in done:
                 todo.append(Request(key, p, msgs, i))
-    total = len(problems) * cfg.samples
+    total = len(wanted)
     console.print(f"[bold]generate[/] {teacher} on {cfg.task.name}/{cfg.task.split}: "
                   f"{total} requests, {total - len(todo)} already done, {len(todo)} to do")
     failures: list[Failure] = []
@@ -133,6 +137,6 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
     # failed.jsonl holds what still fails after this run (a re-run retries it)
     write_jsonl(out / FAILED, failures)
     n_traces = sum(1 for r in iter_jsonl(out / TRACES) if r["key"] in wanted)
-    counts = {"problems": len(problems), "requested": total, "traces": n_traces,
+    counts = {"problems": len(problems), "requested": total, "duplicate_prompts": duplicates, "traces": n_traces,
               "new_this_run": n_ok, "failed": len(failures), "completion_tokens_this_run": completion_tokens}
     return write_manifest(out, "generate", cfg, {}, counts, started=started)

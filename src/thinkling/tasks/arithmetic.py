@@ -114,11 +114,11 @@ class ArithmeticTask(SyntheticTask):
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
-        """``n`` problems per level. Train and test are disjoint (a hash bucket of the question).
+        """Up to ``n`` distinct problems per level. Train and test are disjoint (a hash bucket).
 
-        A level whose split holds fewer than ``n`` distinct questions (easy levels have small spaces)
-        gives every distinct one; in the train split they are then repeated, with their own ids, so
-        that every level carries equal weight in training.
+        A level whose split holds fewer than ``n`` distinct questions (easy levels have small
+        spaces) gives what it has (about 80% of them); the curate op ``select`` with ``per_level``
+        can re-balance levels for training.
         """
         if split not in ("train", "test"):
             raise ValueError(f"arithmetic: split must be 'train' or 'test', got {split!r}")
@@ -143,9 +143,7 @@ class ArithmeticTask(SyntheticTask):
                 drawn.append((q, meta))
             if not drawn:
                 continue
-            count = n if split == "train" else len(drawn)
-            for i in range(count):
-                q, meta = drawn[i % len(drawn)]
+            for i, (q, meta) in enumerate(drawn):
                 out.append(Problem(id=f"arithmetic/{split}/L{level}/{seed}-{i}", task=self.name,
                                    split=split, level=level, question=q,
                                    answer=str(meta["steps"][-1]["res"]), meta=meta))

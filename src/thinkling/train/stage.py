@@ -44,7 +44,7 @@ class TrainConfig(StageConfig):
     max_steps: int = Field(-1, description="optimizer steps; -1 = from epochs")
     budget_minutes: float | None = Field(
         None, gt=0,
-        description="wall-clock budget: the lr schedule runs on elapsed time and training stops when it is spent",
+        description="wall-clock budget: the lr schedule (warmup, cosine to 10%) runs on elapsed time and training stops when it is spent",
     )
     max_len: int = Field(1024, ge=8, description="longest example in tokens; longer ones are dropped (counted)")
     group_by_length: bool = Field(True, description="batch examples of similar length (little padding, no cross-attention)")
@@ -109,7 +109,10 @@ class Collator:
 
 
 def _time_schedule(optimizer, budget_s: float, warmup: float):
-    """LR factor from elapsed wall time: linear warmup, then cosine decay to 10% at the budget."""
+    """LR factor from elapsed wall time: linear warmup, then cosine decay to 10% at the budget.
+
+    A budgeted run does not know its step count in advance, so the schedule runs on the clock.
+    """
     import torch
 
     state = {"t0": None}
@@ -256,8 +259,6 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-
-    stats = {"tokens": 0}
 
     class Progress(TrainerCallback):
         """A one-line progress display (steps, loss, budget) and the wall-clock budget stop."""
