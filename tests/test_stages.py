@@ -120,8 +120,8 @@ def test_oracle_refuses_non_synthetic_tasks_and_unknown_styles(tmp_path, gsm8k_d
 @pytest.mark.slow
 def test_generate_survives_kill_9_and_resumes_without_loss_or_duplicates(tmp_path):
     out = tmp_path / "traces"
-    n, levels = 20000, [3, 4]  # level 3 holds ~3.7k distinct train problems, level 4 ~30k
-    args = [sys.executable, "-m", "thinkling.cli", "generate", f"out={out}", f"task.n={n}",
+    n, levels = 20000, [3, 4]  # with operands up to 9, level 3 holds ~4.2k distinct train problems
+    args = [sys.executable, "-m", "thinkling.cli", "generate", f"out={out}", f"task.n={n}", "task.options.max_operand=9",
             f"task.levels=[{','.join(map(str, levels))}]", "teacher.style=concise", "chunk_size=64"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     traces = out / "traces.jsonl"

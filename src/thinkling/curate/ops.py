@@ -125,4 +125,4 @@ def select(examples: list[Example], ctx: OpContext) -> OpResult:
             for k in range(per_level - len(xs)):
                 src = xs[k % len(xs)]
                 mixed.append(src.model_copy(update={"id": f"{src.id}#r{k // len(xs) + 1}"}))
-    return mixed, dict(dropped)
+    return mixed, {k: v for k, v in dropped.items() if v}

@@ -5,12 +5,12 @@ with a small digit to the previous variable, modulo 10::
 
     Compute mod 10.
     a=4
-    b=a+3
-    c=b-2
-    d=c+4
+    b=a+2
+    c=b-1
+    d=c+2
     What is d?
 
-Every step is one lookup in a small table (10 values x 2 ops x 4 operands by default), and the
+Every step is one lookup in a small table (10 values x 2 ops x 2 operands by default), and the
 number of steps sets the difficulty: with chain-of-thought a student does one lookup per written
 line; without it, it must compose ``level`` lookups in one forward pass, which a small model
 trained from scratch cannot do at the hardest level.
@@ -18,7 +18,8 @@ trained from scratch cannot do at the hardest level.
 The defaults are calibrated for tiny students on 2 CPU cores (see docs/benchmarks.md): variables
 are consecutive letters from ``a`` (``random_names=True`` starts at a random letter, which turns
 the lookups from positional into content-based and learns several times slower), ``ops="+-"``
-(``"+-*"`` adds multiplication) and ``max_operand=4`` (up to 9).
+(``"+-*"`` adds multiplication) and ``max_operand=2`` (up to 9; with 4 the table has 80 entries and a
+tiny student's jump in accuracy comes minutes later, with 9 and multiplication later still).
 
 Train and test are disjoint by construction: a question belongs to the test split iff a hash of its
 text falls in bucket 0 of 10.
@@ -76,7 +77,7 @@ class ArithmeticTask(SyntheticTask):
     levels = (1, 2, 3, 4)
 
     def __init__(self, levels: list[int] | None = None, test_fraction_bucket: int = 0,
-                 random_names: bool = False, ops: str = "+-", max_operand: int = 4):
+                 random_names: bool = False, ops: str = "+-", max_operand: int = 2):
         if levels:
             self.levels = tuple(levels)
         self.test_bucket = test_fraction_bucket

@@ -255,7 +255,6 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
         report_to="none",
         use_cpu=not torch.cuda.is_available(),
         bf16=cfg.bf16_autocast,
-        gradient_checkpointing=False,
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
