@@ -117,6 +117,11 @@ def _train_parallel(plan: Plan, console) -> None:
             if proc.poll() is None:
                 continue
             running.remove(item)
+            if not todo and running:
+                # hand the freed cores to the students still training (they poll out/.threads)
+                share = max(1, (plan.recipe.threads * plan.recipe.parallel) // len(running))
+                for _, _, r_out, _ in running:
+                    atomic_write_text(r_out / ".threads", f"{share}\n")
             if proc.returncode == 0:
                 m = read_manifest(out) or {}
                 cnt = m.get("counts", {})

@@ -189,6 +189,7 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
     set_seed(cfg.seed)
     invalidate(out)
     _reset_if_other_run(out, cfg, inputs, force, console)
+    (out / ".threads").unlink(missing_ok=True)  # a runner's thread hand-over is per run
     examples = read_jsonl(data_file, Example)
     if not examples:
         raise DataError(f"{data_file}: no training examples")
@@ -267,12 +268,27 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
             self.last_print = 0.0
             self.loss: float | None = None
 
+        def _maybe_change_threads(self):
+            """A runner that frees cores (another student finished) writes ``out/.threads``."""
+            if time.time() - getattr(self, "_last_thread_check", 0.0) < 5:
+                return
+            self._last_thread_check = time.time()
+            f = out / ".threads"
+            try:
+                n = int(f.read_text().strip()) if f.exists() else 0
+            except ValueError:
+                return
+            if n > 0 and n != torch.get_num_threads():
+                torch.set_num_threads(n)
+                console.print(f"  train {out.name}: now using {n} threads", highlight=False)
+
         def on_log(self, a, state, control, logs=None, **kw):
             if logs and "loss" in logs:
                 self.loss = float(logs["loss"])
 
         def on_step_end(self, a, state, control, **kw):
             el = time.time() - self.t0
+            self._maybe_change_threads()
             if cfg.budget_minutes and el > cfg.budget_minutes * 60:
                 control.should_training_stop = True
                 control.should_save = True
