@@ -152,6 +152,7 @@ def check_claims(rows: list[dict], checks: list[dict[str, Any]]) -> list[dict[st
     - ``{kind: min_accuracy, model, level, value}``: accuracy >= value
     - ``{kind: max_accuracy, model, level, value}``: accuracy <= value
     - ``{kind: within, model, ref, level, points}``: |acc(model) - acc(ref)| <= points/100
+    - ``{kind: at_least, model, ref, level, points}``: acc(model) >= acc(ref) - points/100 (no worse)
     - ``{kind: token_ratio, model, ref, level, value}``: mean_tokens(ref) / mean_tokens(model) >= value
     """
     def row(model: str, level: Any) -> dict | None:
@@ -178,6 +179,10 @@ def check_claims(rows: list[dict], checks: list[dict[str, Any]]) -> list[dict[st
             d = round(abs(r["accuracy"] - ref["accuracy"]) * 100, 6)  # 12.5 - 10.5 is 2.0000000000000018
             res["measured"] = round(d, 2)
             res["passed"] = d <= c["points"]
+        elif c["kind"] == "at_least":
+            d = round((r["accuracy"] - ref["accuracy"]) * 100, 6)
+            res["measured"] = round(d, 2)
+            res["passed"] = d >= -c["points"]
         elif c["kind"] == "token_ratio":
             ratio = ref["mean_tokens"] / max(r["mean_tokens"], 1e-9)
             res["measured"] = round(ratio, 2)
@@ -200,6 +205,9 @@ def describe_check(c: dict) -> str:
     elif k == "within":
         claim = f"{c['model']} within {c['points']} points of {c['ref']} at level {lv}"
         meas = f"{c['measured']} points"
+    elif k == "at_least":
+        claim = f"{c['model']} no more than {c['points']} points below {c['ref']} at level {lv}"
+        meas = f"{c['measured']:+} points" if isinstance(c["measured"], (int, float)) else c["measured"]
     else:
         claim = f"{c['model']} uses >= {c['value']}x fewer tokens than {c['ref']} at level {lv}"
         meas = f"{c['measured']}x"

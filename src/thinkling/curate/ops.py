@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thinkling.records import Example
+from thinkling.registry import Registry
 
 OpResult = tuple[list[Example], dict[str, list[Example]]]
 
@@ -24,25 +25,10 @@ class OpContext:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-_OPS: dict[str, Callable[[list[Example], OpContext], OpResult]] = {}
-
-
-def register_op(name: str):
-    def deco(fn):
-        _OPS[name] = fn
-        return fn
-
-    return deco
-
-
-def get_op(name: str):
-    if name not in _OPS:
-        raise KeyError(f"unknown curation op {name!r}; known: {', '.join(sorted(_OPS))}")
-    return _OPS[name]
-
-
-def op_names() -> list[str]:
-    return sorted(_OPS)
+OPS: Registry[Callable[[list[Example], OpContext], OpResult]] = Registry("curation op")
+register_op = OPS.register
+get_op = OPS.get
+op_names = OPS.names
 
 
 @register_op("verify")

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from thinkling.records import Problem
+from thinkling.registry import Registry
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -102,26 +103,20 @@ class SyntheticTask(Task):
         """The oracle teacher's trace for ``problem`` in ``style``."""
 
 
-_TASKS: dict[str, type[Task]] = {}
+TASKS: Registry[type[Task]] = Registry("task")
+task_names = TASKS.names
 
 
 def register_task(name: str):
     def deco(cls: type[Task]) -> type[Task]:
         cls.name = name
-        _TASKS[name] = cls
-        return cls
+        return TASKS.add(name, cls)
 
     return deco
 
 
-def task_names() -> list[str]:
-    return sorted(_TASKS)
-
-
 def get_task(name: str, **options) -> Task:
-    if name not in _TASKS:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
-    return _TASKS[name](**options)
+    return TASKS.get(name)(**options)
 
 
 _INT = re.compile(r"-?\d[\d,]*(?:\.\d+)?")

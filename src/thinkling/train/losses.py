@@ -14,28 +14,15 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from thinkling.registry import Registry
+
 IGNORE = -100
 
 LossFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
-_LOSSES: dict[str, LossFn] = {}
-
-
-def register_loss(name: str):
-    def deco(fn: LossFn) -> LossFn:
-        _LOSSES[name] = fn
-        return fn
-
-    return deco
-
-
-def get_loss(name: str) -> LossFn:
-    if name not in _LOSSES:
-        raise KeyError(f"unknown loss {name!r}; known: {', '.join(sorted(_LOSSES))}")
-    return _LOSSES[name]
-
-
-def loss_names() -> list[str]:
-    return sorted(_LOSSES)
+LOSSES: Registry[LossFn] = Registry("loss")
+register_loss = LOSSES.register
+get_loss = LOSSES.get
+loss_names = LOSSES.names
 
 
 @register_loss("ce")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from thinkling.models.render import render
 from thinkling.records import Example
+from thinkling.registry import Registry
 from thinkling.tasks.base import format_assistant
 from thinkling.train.losses import IGNORE
 
@@ -23,25 +24,19 @@ class Method:
     doc: str
 
 
-_METHODS: dict[str, Method] = {}
+METHODS: Registry[Method] = Registry("training method")
+get_method = METHODS.get
+method_names = METHODS.names
 
 
 def register_method(name: str, loss: str, doc: str):
+    """Decorator registering a data-source function as method ``name`` with its loss."""
+
     def deco(fn):
-        _METHODS[name] = Method(name, fn, loss, doc)
+        METHODS.add(name, Method(name, fn, loss, doc))
         return fn
 
     return deco
-
-
-def get_method(name: str) -> Method:
-    if name not in _METHODS:
-        raise KeyError(f"unknown training method {name!r}; known: {', '.join(sorted(_METHODS))}")
-    return _METHODS[name]
-
-
-def method_names() -> list[str]:
-    return sorted(_METHODS)
 
 
 def to_row(ids: list[int], mask: list[int], max_len: int) -> dict | None:
