@@ -31,7 +31,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="re-run even if the outp
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[red]error:[/] {msg}", markup=True, highlight=False)
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/] {escape(msg)}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -47,7 +49,9 @@ def _guard(fn):
     except (KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
     except RuntimeError as e:  # a stage that failed (e.g. a training subprocess); its log is named
-        console.print(f"[red]failed:[/] {e}")
+        from rich.markup import escape
+
+        console.print(f"[red]failed:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
 
 

@@ -186,26 +186,28 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
     from thinkling.train.losses import get_loss, normalize_by_global_tokens
     from thinkling.train.methods import get_method
 
+    from accelerate import PartialState
+
     set_seed(cfg.seed)
-    invalidate(out)
-    _reset_if_other_run(out, cfg, inputs, force, console)
-    (out / ".threads").unlink(missing_ok=True)  # a runner's thread hand-over is per run
+    # one process, or one rank of `torchrun` / `accelerate launch`; on CPU, cpu=True is what makes
+    # accelerate see the ranks (gloo) instead of one lone process per rank
+    dist = PartialState(cpu=not torch.cuda.is_available())
+    init_dir = out / "init"
+    with dist.main_process_first():  # rank 0 prepares the directory and the tiny init; others wait
+        if dist.is_main_process:
+            invalidate(out)
+            _reset_if_other_run(out, cfg, inputs, force, console)
+            (out / ".threads").unlink(missing_ok=True)  # a runner's thread hand-over is per run
+            if cfg.model == "tiny" and not (init_dir / "config.json").exists():
+                from thinkling.models.tiny import build_tiny
+
+                texts = _texts(cfg.tokenizer_from or [str(data_file)])
+                step = max(1, len(texts) // cfg.tokenizer_texts)
+                build_tiny(init_dir, texts[::step], cfg.tiny, seed=cfg.seed)
     examples = read_jsonl(data_file, Example)
     if not examples:
         raise DataError(f"{data_file}: no training examples")
-
-    init_dir = out / "init"
-    if cfg.model == "tiny":
-        from thinkling.models.tiny import build_tiny
-
-        if not (init_dir / "config.json").exists():
-            texts = _texts(cfg.tokenizer_from or [str(data_file)])
-            step = max(1, len(texts) // cfg.tokenizer_texts)
-            texts = texts[::step]
-            build_tiny(init_dir, texts, cfg.tiny, seed=cfg.seed)
-        model_src = str(init_dir)
-    else:
-        model_src = cfg.model
+    model_src = str(init_dir) if cfg.model == "tiny" else cfg.model
     tokenizer = load_tokenizer(model_src)
     model = load_model(model_src, cfg.dtype)
     n_params = sum(p.numel() for p in model.parameters())
@@ -257,6 +259,7 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
         use_cpu=not torch.cuda.is_available(),
         bf16=cfg.bf16_autocast,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
         disable_tqdm=True,
     )
 
