@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from thinkling.config import ConfigError, fields_help
 
@@ -31,8 +32,6 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="re-run even if the outp
 
 
 def _fail(msg: str) -> None:
-    from rich.markup import escape
-
     console.print(f"[red]error:[/] {escape(msg)}", markup=True, highlight=False)
     raise typer.Exit(2)
 
@@ -49,8 +48,6 @@ def _guard(fn):
     except (KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
     except RuntimeError as e:  # a stage that failed (e.g. a training subprocess); its log is named
-        from rich.markup import escape
-
         console.print(f"[red]failed:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
 

@@ -103,9 +103,9 @@ def select(examples: list[Example], ctx: OpContext) -> OpResult:
     for level in sorted({e.level for e in kept}):
         xs = [e for e in kept if e.level == level]
         if len(xs) >= per_level:
-            chosen = set(id(e) for e in rng.sample(xs, per_level))
-            mixed.extend(e for e in xs if id(e) in chosen)
-            dropped["level_mix"].extend(e for e in xs if id(e) not in chosen)
+            chosen = set(rng.sample(range(len(xs)), per_level))
+            mixed.extend(e for i, e in enumerate(xs) if i in chosen)
+            dropped["level_mix"].extend(e for i, e in enumerate(xs) if i not in chosen)
         else:
             mixed.extend(xs)
             for k in range(per_level - len(xs)):

@@ -60,6 +60,14 @@ class Backend(ABC):
         pass
 
 
+def _word_reply(req: Request, tr, **meta) -> Reply:
+    """A reply from a programmatic teacher; with no tokenizer involved, usage counts words."""
+    return Reply(reasoning=tr.reasoning, answer=tr.answer, finish_reason="stop",
+                 prompt_tokens=sum(len(m["content"].split()) for m in req.messages),
+                 completion_tokens=len((tr.reasoning + " " + tr.answer).split()),
+                 meta={**meta, "usage_unit": "words"})
+
+
 class OracleBackend(Backend):
     """The built-in teacher: the task's programmatic solver writing a trace in a chosen style."""
 
@@ -81,12 +89,7 @@ class OracleBackend(Backend):
             except (KeyError, ValueError) as e:
                 out.append(e)
                 continue
-            n_words = len((tr.reasoning + " " + tr.answer).split())
-            out.append(Reply(
-                reasoning=tr.reasoning, answer=tr.answer, finish_reason="stop",
-                prompt_tokens=sum(len(m["content"].split()) for m in r.messages), completion_tokens=n_words,
-                meta={"sentences": tr.sentences, "knowledge": tr.knowledge, "usage_unit": "words"},
-            ))
+            out.append(_word_reply(r, tr, sentences=tr.sentences, knowledge=tr.knowledge))
         return out
 
 
@@ -103,10 +106,7 @@ class ReferenceBackend(Backend):
             if tr is None:
                 out.append(ValueError(f"{r.problem.id}: the task has no reference solution for this problem"))
                 continue
-            out.append(Reply(reasoning=tr.reasoning, answer=tr.answer,
-                             completion_tokens=len((tr.reasoning + " " + tr.answer).split()),
-                             prompt_tokens=sum(len(m["content"].split()) for m in r.messages),
-                             meta={"usage_unit": "words"}))
+            out.append(_word_reply(r, tr))
         return out
 
 

@@ -202,7 +202,7 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
                 from thinkling.models.tiny import build_tiny
 
                 texts = _texts(cfg.tokenizer_from or [str(data_file)])
-                step = max(1, len(texts) // cfg.tokenizer_texts)
+                step = max(1, -(-len(texts) // cfg.tokenizer_texts))  # ceil: at most tokenizer_texts texts
                 build_tiny(init_dir, texts[::step], cfg.tiny, seed=cfg.seed)
     examples = read_jsonl(data_file, Example)
     if not examples:
@@ -270,12 +270,13 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
             self.t0 = time.time()
             self.last_print = 0.0
             self.loss: float | None = None
+            self.last_thread_check = 0.0
 
         def _maybe_change_threads(self):
             """A runner that frees cores (another student finished) writes ``out/.threads``."""
-            if time.time() - getattr(self, "_last_thread_check", 0.0) < 5:
+            if time.time() - self.last_thread_check < 5:
                 return
-            self._last_thread_check = time.time()
+            self.last_thread_check = time.time()
             f = out / ".threads"
             try:
                 n = int(f.read_text().strip()) if f.exists() else 0
