@@ -15,7 +15,7 @@ runner = CliRunner()
 
 HELP_KEYS = {
     "generate": ["task.n", "task.levels", "teacher.style", "sampling.temperature", "chunk_size", "samples"],
-    "curate": ["traces", "ops", "max_per_problem", "max_reasoning_words"],
+    "curate": ["traces", "ops", "select.max_per_problem", "compress.budget_ratio", "difficulty.method"],
     "train": ["data", "lr", "batch_size", "max_steps", "tiny.hidden_size", "save_steps", "budget_minutes"],
     "eval": ["models", "task.split", "max_new_tokens", "batch_size"],
     "run": ["out", "parallel", "generate", "curate", "train", "eval", "checks"],

@@ -232,7 +232,7 @@ def test_curate_routes_wrong_answers_to_negatives_with_per_reason_counts(tmp_pat
     curate(cfg, console=captured.console)
     assert "skipping" in captured.text
     capped = build_config(CurateConfig, {"traces": str(traces_dir), "out": str(tmp_path / "short"),
-                                         "max_reasoning_words": 1, "ops": ["verify", "select"]})
+                                         "select": {"max_reasoning_words": 1}, "ops": ["verify", "select"]})
     m2 = curate(capped, console=captured.console)
     select = m2["counts"]["ops"][1]
     # concise level-1 reasoning is one "word" (k=j+7=0+7=7), level 2 has two lines; without dedup the

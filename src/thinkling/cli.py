@@ -76,16 +76,25 @@ def generate(config: ConfigOpt = None, overrides: Overrides = None, force: Force
 
 
 @app.command(epilog=_lazy_epilog("thinkling.curate.stage", "CurateConfig"))
-def curate(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
-    """Curate traces into training data with named ops (verify, dedup, select), counting drops per reason.
+def curate(
+    config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False,
+    ops: Annotated[Optional[str], typer.Option(help="ops to run in order, comma-separated (same as ops=...)")] = None,
+) -> None:
+    """Curate traces into training data with named ops, counting what each keeps and drops per reason.
 
-    Example: thinkling curate traces=runs/x/traces out=runs/x/data ops=[verify,dedup]
+    Ops: verify, dedup, decontaminate, difficulty, compress (DAP), chunk, knowledge, select. Each op
+    writes a view keyed by its options, so changing one op's options re-runs only it and what follows.
+
+    Example: thinkling curate traces=runs/x/traces out=runs/x/data --ops verify,difficulty,compress
+    difficulty.method=judge
     """
     from thinkling.config import load_config
     from thinkling.curate.stage import CurateConfig
     from thinkling.curate.stage import curate as run_curate
 
-    _guard(lambda: run_curate(load_config(CurateConfig, config, overrides or []), force=force, console=console))
+    extra = [f"ops=[{ops}]"] if ops else []
+    _guard(lambda: run_curate(load_config(CurateConfig, config, (overrides or []) + extra), force=force,
+                              console=console))
 
 
 @app.command(epilog=_lazy_epilog("thinkling.train.stage", "TrainConfig"))

@@ -1,9 +1,13 @@
 """The curate stage: raw traces -> a derived training view, op by op, with per-reason drop counts.
 
-Raw traces are read, never rewritten. The output directory holds ``train.jsonl`` (what survived
-every op), ``negatives.jsonl`` (wrong answers, for methods that use them) and ``dropped.jsonl``
-(everything else removed, with the op and reason), and the manifest's ``counts`` say per op how many
-came in, were kept and were dropped for each reason.
+Raw traces are read, never rewritten. Each op writes its own view under ``views/NN-op-KEY/``, where
+KEY hashes the input traces, the task options and the options of this op and every op before it:
+changing ``compress.*`` re-runs compress and what follows, but reuses the ``verify`` view; a crash
+mid-op resumes from the last finished view (and teacher calls made inside an op are logged, so they
+are not paid for twice). The output directory holds ``train.jsonl`` (what survived every op),
+``negatives.jsonl`` (wrong answers, for methods that use them), ``dropped.jsonl`` (everything else
+removed, with the op and reason) and ``problems.jsonl`` (with difficulty tiers when graded); the
+manifest's ``counts`` say per op how many came in, were kept and were dropped for each reason.
 """
 
 from __future__ import annotations
@@ -12,26 +16,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
 from thinkling.artifacts import (
-    DataError, invalidate, is_complete, iter_jsonl, read_jsonl, read_manifest, write_jsonl, write_manifest,
+    DataError, atomic_write_json, fingerprint, invalidate, is_complete, iter_jsonl, read_jsonl, read_manifest,
+    stable_hash, write_jsonl, write_manifest,
 )
 from thinkling.config import StageConfig
-from thinkling.curate.ops import OpContext, get_op, op_names
+from thinkling.curate import ops as _ops  # noqa: F401  (registers the built-in ops)
+from thinkling.curate.ops import OPS, OpContext, get_op, op_names
 from thinkling.records import Example, Problem, Trace
 
 
-class CurateConfig(StageConfig):
+class _CurateBase(StageConfig):
     traces: str = Field(description="a generate output dir (traces.jsonl + problems.jsonl)")
     out: str = Field(description="output dir for the curated view")
-    ops: list[str] = Field(default_factory=lambda: ["verify", "dedup", "select"], description="ops to run, in order")
+    ops: list[str] = Field(default_factory=lambda: ["verify", "dedup", "select"],
+                           description=f"ops to run, in order (a list, or 'a,b,c'); known: {', '.join(op_names())}")
     task_options: dict[str, Any] = Field(default_factory=dict, description="task constructor options")
-    max_per_problem: int | None = Field(None, ge=1, description="select: keep at most N traces per problem")
-    max_reasoning_words: int | None = Field(None, ge=1, description="select: drop traces whose reasoning is longer")
-    per_level: int | None = Field(
-        None, ge=1, description="select: exactly this many examples per difficulty level (repeat or subsample, seeded)")
-    seed: int = Field(0, description="seed for subsampling")
+
+    @field_validator("ops", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
 
     @field_validator("ops")
     @classmethod
@@ -42,13 +49,18 @@ class CurateConfig(StageConfig):
         return v
 
 
-def load_examples(traces_dir: Path) -> tuple[list[Example], Any]:
-    from thinkling.tasks import get_task
+# one config section per registered op: `verify.keep_best=2`, `compress.mode=prune`, ...
+CurateConfig = create_model(
+    "CurateConfig", __base__=_CurateBase,
+    **{name: (OPS.get(name).options, Field(default_factory=OPS.get(name).options, description=OPS.get(name).doc))
+       for name in op_names()},
+)
 
+
+def load_examples(traces_dir: Path) -> tuple[list[Example], dict[str, Problem]]:
     problems = {p.id: p for p in read_jsonl(traces_dir / "problems.jsonl", Problem)}
     if not problems:
         raise DataError(f"{traces_dir / 'problems.jsonl'}: no problems")
-    task_name = next(iter(problems.values())).task
     examples = []
     for tr in iter_jsonl(traces_dir / "traces.jsonl", Trace):
         p = problems.get(tr.problem_id)
@@ -62,10 +74,36 @@ def load_examples(traces_dir: Path) -> tuple[list[Example], Any]:
                   **({"knowledge": tr.meta["knowledge"]} if "knowledge" in tr.meta else {})},
         ))
     examples.sort(key=lambda e: (e.problem_id, e.meta.get("sample_index", 0)))
-    return examples, task_name
+    return examples, problems
 
 
-def curate(cfg: CurateConfig, force: bool = False, console=None) -> dict:
+def _run_op(i: int, name: str, cfg, current: list[Example], problems: dict[str, Problem], task, base_key: dict,
+            root: Path, console, source: list[Example]) -> tuple[list[Example], dict[str, list[Example]], dict[str, Any], bool]:
+    """Run one op, or load its finished view. Returns (kept, dropped, report, cached)."""
+    chain = [(n, getattr(cfg, n).model_dump(mode="json")) for n in cfg.ops[: i + 1]]
+    key = stable_hash({**base_key, "chain": chain}, 10)
+    vdir = root / "views" / f"{i:02d}-{name}-{key}"
+    if (vdir / "done.json").exists():
+        import json
+
+        report = json.loads((vdir / "done.json").read_text())["report"]
+        kept = read_jsonl(vdir / "kept.jsonl", Example)
+        dropped: dict[str, list[Example]] = {}
+        for row in iter_jsonl(vdir / "dropped.jsonl"):
+            dropped.setdefault(row["reason"], []).append(Example(**row["example"]))
+        return kept, dropped, report, True
+    vdir.mkdir(parents=True, exist_ok=True)
+    ctx = OpContext(task=task, problems=problems, options=getattr(cfg, name), workdir=vdir, console=console,
+                    source=source)
+    kept, dropped = get_op(name).fn(current, ctx)
+    write_jsonl(vdir / "kept.jsonl", kept)
+    write_jsonl(vdir / "dropped.jsonl", [{"reason": r, "example": x.model_dump(mode="json")}
+                                         for r, xs in dropped.items() for x in xs])
+    atomic_write_json(vdir / "done.json", {"op": name, "options": chain[-1][1], "report": ctx.report})
+    return kept, dropped, ctx.report, False
+
+
+def curate(cfg, force: bool = False, console=None) -> dict:
     from rich.console import Console
 
     from thinkling.tasks import get_task
@@ -81,22 +119,33 @@ def curate(cfg: CurateConfig, force: bool = False, console=None) -> dict:
         return read_manifest(out)  # type: ignore[return-value]
     started = time.time()
     invalidate(out)
-    examples, task_name = load_examples(src)
+    examples, problems = load_examples(src)
+    task_name = next(iter(problems.values())).task
     task = get_task(task_name, **cfg.task_options)
-    ctx = OpContext(task=task, options={"max_per_problem": cfg.max_per_problem,
-                                        "max_reasoning_words": cfg.max_reasoning_words,
-                                        "per_level": cfg.per_level, "seed": cfg.seed})
+    base_key = {"traces": fingerprint(src), "task_options": cfg.task_options}
     counts: dict[str, Any] = {"input": len(examples), "ops": []}
     negatives: list[Example] = []
     dropped_rows: list[dict] = []
     current = examples
-    for name in cfg.ops:
+    for i, name in enumerate(cfg.ops):
         before = len(current)
-        current, dropped = get_op(name)(current, ctx)
+        t0 = time.time()
+        if force and i == 0:
+            import shutil
+
+            shutil.rmtree(out / "views", ignore_errors=True)
+        current, dropped, report, cached = _run_op(i, name, cfg, current, problems, task, base_key, out, console,
+                                                     [e.model_copy(deep=True) for e in examples])
+        for pid, meta in report.pop("problem_meta", {}).items():
+            problems[pid].meta.update(meta)
         per_reason = {reason: len(xs) for reason, xs in dropped.items()}
-        counts["ops"].append({"op": name, "in": before, "kept": len(current), "dropped": per_reason})
+        row = {"op": name, "in": before, "kept": len(current), "dropped": per_reason,
+               "seconds": round(time.time() - t0, 2), "cached": cached}
+        if report:
+            row["report"] = report
+        counts["ops"].append(row)
         console.print(f"[bold]curate[/] {name}: {before} -> {len(current)}"
-                      + (f", dropped {per_reason}" if per_reason else ""))
+                      + (f", dropped {per_reason}" if per_reason else "") + (" (cached view)" if cached else ""))
         for reason, xs in dropped.items():
             if reason == "wrong_answer":
                 negatives.extend(xs)
@@ -110,4 +159,6 @@ def curate(cfg: CurateConfig, force: bool = False, console=None) -> dict:
     write_jsonl(out / "train.jsonl", current)
     write_jsonl(out / "negatives.jsonl", negatives)
     write_jsonl(out / "dropped.jsonl", dropped_rows)
-    return write_manifest(out, "curate", cfg, inputs, counts, started=started)
+    write_jsonl(out / "problems.jsonl", problems.values())
+    return write_manifest(out, "curate", cfg, inputs, counts, started=started,
+                          outputs=["train.jsonl", "negatives.jsonl", "dropped.jsonl", "problems.jsonl"])

@@ -1,8 +1,12 @@
-"""Teacher backends in a registry. The oracle (built-in teacher of the synthetic tasks) is one of them.
+"""Teacher backends. The oracle (built-in teacher of the synthetic tasks) is one of them.
 
 A backend turns :class:`Request` objects into :class:`Reply` objects or exceptions (a failure is
-recorded, never dropped). Later backends - OpenAI-compatible HTTP, local HF, vLLM - plug in here
-with the same interface.
+recorded, never dropped). A request carries a *role*: ``solve`` (write a trace for the problem),
+or one of the curation roles ``judge`` (rate the problem's difficulty), ``rewrite`` (rewrite a trace
+to a length budget, DAP) and ``knowledge`` (write the knowledge a solution uses). Model backends
+(``hf`` here; OpenAI-compatible HTTP and vLLM plug in the same way) answer every role from the
+rendered ``messages``; the oracle answers from the structured ``context`` instead, since it is a
+program, not a language model.
 """
 
 from __future__ import annotations
@@ -24,13 +28,20 @@ class SamplingParams(StageConfig):
 
 
 class TeacherSpec(StageConfig):
-    backend: Literal["oracle", "reference"] = Field(
-        "oracle", description="teacher backend (registry): oracle (synthetic tasks' solver), reference (a dataset's own solutions)")
+    backend: Literal["oracle", "reference", "hf"] = Field(
+        "oracle", description="teacher backend: oracle (synthetic tasks' solver), reference (a dataset's own "
+        "solutions), hf (a local transformers model, batched)")
     style: str = Field("long", description="oracle: trace style - long (R1-like), concise, none (answer only)")
-    name: str | None = Field(None, description="teacher id used in record keys (default: backend:style)")
+    model: str | None = Field(None, description="hf: model path or hub id (a chat model)")
+    batch_size: int = Field(32, ge=1, description="hf: prompts per generation batch")
+    name: str | None = Field(None, description="teacher id used in record keys (default: backend:style or hf:model)")
 
     def teacher_id(self) -> str:
-        return self.name or f"{self.backend}:{self.style}"
+        if self.name:
+            return self.name
+        if self.backend == "hf":
+            return f"hf:{self.model}"
+        return f"{self.backend}:{self.style}"
 
 
 @dataclass
@@ -39,6 +50,8 @@ class Request:
     problem: Problem
     messages: list[dict[str, str]]
     sample_index: int
+    role: str = "solve"
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,12 +98,27 @@ class OracleBackend(Backend):
         out: list[Reply | Exception] = []
         for r in requests:
             try:
-                tr = self.task.oracle(r.problem, self.style, seed=r.sample_index)
+                out.append(self._one(r))
             except (KeyError, ValueError) as e:
                 out.append(e)
-                continue
-            out.append(_word_reply(r, tr, sentences=tr.sentences, knowledge=tr.knowledge))
         return out
+
+    def _one(self, r: Request) -> Reply:
+        from thinkling.tasks.base import OracleTrace
+
+        if r.role == "solve":
+            tr = self.task.oracle(r.problem, self.style, seed=r.sample_index)
+            return _word_reply(r, tr, sentences=tr.sentences, knowledge=tr.knowledge)
+        if r.role == "judge":  # the oracle knows how many steps a problem takes: its level, on the asked scale
+            tiers = int(r.context["tiers"])
+            top = max(self.task.levels)
+            return _word_reply(r, OracleTrace("", str(max(1, -(-r.problem.level * tiers // top)))))
+        if r.role == "knowledge":
+            return _word_reply(r, OracleTrace("", self.task.oracle(r.problem, "none").knowledge))
+        if r.role == "rewrite":
+            tr = self.task.rewrite(r.problem, r.context["sentences"], int(r.context["budget_words"]))
+            return _word_reply(r, tr, sentences=tr.sentences)
+        raise ValueError(f"the oracle teacher has no role {r.role!r}")
 
 
 class ReferenceBackend(Backend):
@@ -102,6 +130,9 @@ class ReferenceBackend(Backend):
     def generate(self, requests: list[Request], sampling: SamplingParams) -> list[Reply | Exception]:
         out: list[Reply | Exception] = []
         for r in requests:
+            if r.role != "solve":
+                out.append(ValueError(f"the reference teacher only has the dataset's solutions; it cannot {r.role}"))
+                continue
             tr = self.task.reference_trace(r.problem)
             if tr is None:
                 out.append(ValueError(f"{r.problem.id}: the task has no reference solution for this problem"))
@@ -110,9 +141,59 @@ class ReferenceBackend(Backend):
         return out
 
 
+class HFBackend(Backend):
+    """A local transformers chat model, batched (left padding, KV cache, length-sorted batches).
+
+    The completion is split at ``</think>`` into reasoning and answer; a completion that hits
+    ``max_tokens`` has ``finish_reason="length"``. A prompt that does not fit the model's context
+    is a failure with that reason, not a crash.
+    """
+
+    def __init__(self, spec: TeacherSpec):
+        from thinkling.models.loading import load_model, load_tokenizer
+
+        if not spec.model:
+            raise ValueError("teacher.backend=hf needs teacher.model (a path or hub id)")
+        self.tokenizer = load_tokenizer(spec.model)
+        self.model = load_model(spec.model)
+        self.batch_size = spec.batch_size
+        self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+
+    def generate(self, requests: list[Request], sampling: SamplingParams) -> list[Reply | Exception]:
+        from thinkling.evaluate.generation import generate_batched
+        from thinkling.models.render import render_prompt
+        from thinkling.tasks.base import split_thinking
+
+        out: list[Reply | Exception | None] = [None] * len(requests)
+        todo, lengths = [], {}
+        for i, r in enumerate(requests):
+            n = len(render_prompt(self.tokenizer, r.messages))
+            if self.context and n + 1 > self.context:
+                out[i] = ValueError(f"prompt of {n} tokens does not fit the model's context of {self.context}")
+                continue
+            todo.append(i)
+            lengths[i] = n
+        # one seed per request (its sample index) would need one batch per request; a batch shares one
+        seed = requests[todo[0]].sample_index if todo else 0
+        max_new = sampling.max_tokens
+        if self.context and todo:
+            max_new = min(max_new, self.context - max(lengths.values()))
+        comps = generate_batched(self.model, self.tokenizer, [requests[i].messages for i in todo],
+                                 max_new_tokens=max_new, batch_size=self.batch_size,
+                                 temperature=sampling.temperature, top_p=sampling.top_p, seed=seed)
+        for i, c in zip(todo, comps):
+            reasoning, answer, closed = split_thinking(c.text)
+            out[i] = Reply(reasoning=reasoning, answer=answer if closed else "",
+                           finish_reason="length" if c.truncated else "stop",
+                           prompt_tokens=lengths[i], completion_tokens=c.n_tokens)
+        return out  # type: ignore[return-value]
+
+
 def build_backend(spec: TeacherSpec, task) -> Backend:
     if spec.backend == "oracle":
         return OracleBackend(task, spec.style)
     if spec.backend == "reference":
         return ReferenceBackend(task)
+    if spec.backend == "hf":
+        return HFBackend(spec)
     raise KeyError(f"unknown backend {spec.backend!r}")  # pragma: no cover - Literal guards it

@@ -98,9 +98,34 @@ class SyntheticTask(Task):
 
     styles: tuple[str, ...] = ("long", "concise", "none")
 
+    # sentence kinds an oracle rewriter drops first when a trace must fit a length budget
+    drop_order: tuple[str, ...] = ("transition", "restate", "check", "summary")
+
     @abstractmethod
     def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
         """The oracle teacher's trace for ``problem`` in ``style``."""
+
+    def rewrite(self, problem: Problem, sentences: list, budget_words: int) -> OracleTrace:
+        """The oracle as a DAP rewriter: fit an annotated trace into ``budget_words`` words.
+
+        Sentence kinds are dropped in ``drop_order`` (transitions first, the summary last) until the
+        trace fits; steps that carry the reasoning are never dropped, so when even the steps alone are
+        over budget the result is the steps alone (longer than asked, and counted as such by the op).
+        ``sentences`` are the trace's own annotations; without them the concise trace is returned.
+        """
+        if not sentences:
+            return self.oracle(problem, "concise")
+        kept = [tuple(s) for s in sentences]
+
+        def words(xs) -> int:
+            return sum(len(t.split()) for t, _, _ in xs)
+
+        for kind in self.drop_order:
+            if words(kept) <= budget_words:
+                break
+            kept = [s for s in kept if s[1] != kind]
+        answer = self.oracle(problem, "none").answer
+        return OracleTrace("\n".join(t for t, _, _ in kept), answer, kept)
 
 
 TASKS: Registry[type[Task]] = Registry("task")
