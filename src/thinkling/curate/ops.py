@@ -27,6 +27,7 @@ from pydantic import Field
 
 from thinkling.artifacts import AppendLog, iter_jsonl, stable_hash
 from thinkling.config import StageConfig
+from thinkling.curate.chunking import ChunkOptions
 from thinkling.generate.backends import Reply, Request, SamplingParams, TeacherSpec, build_backend
 from thinkling.records import Example, Problem
 from thinkling.registry import Registry
@@ -438,7 +439,7 @@ def compress(examples: list[Example], ctx: OpContext) -> OpResult:
             keep_non = {"none": set(), "all": set(non), "last": set(non[-1:]),
                         "ends": {i for i in non if i in (0, len(chunks) - 1)}}[policy]
             kept_chunks = [c for i, c in enumerate(chunks) if c["reasoning"] or i in keep_non]
-            new = "\n".join(c["text"].strip() for c in kept_chunks)
+            new = "".join(c["text"] for c in kept_chunks).strip()  # chunks carry their own separators
             stats["pruned_chunks"] += len(chunks) - len(kept_chunks)
             out.append(_rewritten(ex, new, ex.answer, stats))
         ctx.report.update(stats)
@@ -485,6 +486,48 @@ def _rewritten(ex: Example, reasoning: str, answer: str, stats: dict[str, int]) 
     meta = {k: v for k, v in ex.meta.items() if k not in ("chunks", "sentences")}  # they describe the old text
     meta["original_reasoning"] = ex.reasoning
     return ex.model_copy(update={"reasoning": reasoning, "answer": answer, "meta": meta})
+
+
+# ----------------------------------------------------------------------------- chunk
+
+
+@register_op("chunk", ChunkOptions)
+def chunk(examples: list[Example], ctx: OpContext) -> OpResult:
+    """Divide each rationale into coherent chunks labelled reasoning / non-reasoning (for CWT and STT).
+
+    Chunks go to ``meta.chunks`` (text, start, end, reasoning, score) and tile the reasoning exactly.
+    When the trace carries the oracle's sentence annotations, the precision and recall of
+    non-reasoning detection against them are reported. Drops nothing.
+    """
+    from thinkling.curate.chunking import chunk_rationale, get_embedder, nonreasoning_counts, precision_recall
+
+    embedder = get_embedder(ctx.options, console=ctx.console)
+    totals = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    n_chunks = n_non = words_non = words_all = 0
+    annotated = 0
+    out: list[Example] = []
+    for ex in examples:
+        chunks = chunk_rationale(ex.question, ex.reasoning, ex.answer, embedder, ctx.options)
+        meta = {**ex.meta, "chunks": [{"text": c.text, "start": c.start, "end": c.end, "reasoning": c.reasoning,
+                                       "score": round(c.score, 3)} for c in chunks]}
+        n_chunks += len(chunks)
+        n_non += sum(not c.reasoning for c in chunks)
+        words_all += _words(ex.reasoning)
+        words_non += sum(_words(c.text) for c in chunks if not c.reasoning)
+        if ex.meta.get("sentences"):
+            annotated += 1
+            for k, v in nonreasoning_counts(chunks, ex.reasoning, [tuple(s) for s in ex.meta["sentences"]]).items():
+                totals[k] += v
+        out.append(ex.model_copy(update={"meta": meta}))
+    ctx.report.update({"embedder": getattr(embedder, "name", ctx.options.embedder),
+                       "chunks_per_trace": round(n_chunks / max(len(examples), 1), 2),
+                       "non_reasoning_chunks": n_non,
+                       "non_reasoning_word_share": round(words_non / max(words_all, 1), 3)})
+    if annotated:
+        p, r, f1 = precision_recall(totals)
+        ctx.report["vs_oracle_annotations"] = {"traces": annotated, **totals, "precision": round(p, 4),
+                                               "recall": round(r, 4), "f1": round(f1, 4)}
+    return out, {}
 
 
 # ----------------------------------------------------------------------------- knowledge
