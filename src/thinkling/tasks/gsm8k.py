@@ -51,14 +51,14 @@ def _level(solution: str) -> int:
 
 
 def math_equal(pred: str, gold: str) -> bool:
-    """math-verify equivalence of two answer strings (numbers, fractions, LaTeX)."""
-    from math_verify import parse, verify
+    """math-verify equivalence of two answer strings (numbers, fractions, LaTeX).
 
-    g = parse(f"${gold}$")
-    p = parse(f"${pred}$")
-    if not g or not p:
-        return False
-    return bool(verify(g, p))
+    The shared implementation in :mod:`thinkling.tasks.math`: math-verify's signal-based timeouts
+    only work in the main thread, so calling math-verify directly from a worker thread raised.
+    """
+    from thinkling.tasks.math import math_equal as _math_equal  # (math.py imports this module)
+
+    return _math_equal(pred, gold)
 
 
 @register_task("gsm8k")
@@ -118,11 +118,14 @@ class GSM8KTask(Task):
         boxed = last_boxed(text)
         if boxed:
             return boxed
-        m = _ANSWER_IS.findall(text)
-        if m:
-            return m[-1].replace(",", "")
+        said = list(_ANSWER_IS.finditer(text))
+        hashed = gold_from_solution(text) if "####" in text else None
+        if said and hashed is not None and text.rfind("####") > said[-1].start():
+            return hashed  # "... the final answer is 15 gallons * 8 = 120 pints\n#### 120": the marker is last
+        if said:
+            return said[-1].group(1).replace(",", "")
         if "####" in text:
-            return gold_from_solution(text)
+            return hashed
         return last_number(text)
 
     def verify(self, predicted: str | None, gold: str | None) -> bool:

@@ -1,0 +1,449 @@
+"""MATH and MATH-500 from files (``../shared/data/math``, ``../shared/data/math500``) or the HF hub.
+
+Both are test sets of the MATH competition problems (Hendrycks et al.); MATH-500 is a subset of the
+5,000-problem MATH test set. Do not train or distil on them.
+
+Gold: MATH-500's ``answer`` field; MATH's last ``\\boxed{...}`` of ``solution`` (nested braces
+matched). Empty or missing gold is None: counted, never credited. Level: the dataset's 1-5.
+
+Verification (:func:`math_equal`): equal after a light, meaning-preserving normalisation
+(:func:`canonical`: ``\\left``/``\\right``, spacing, ``\\dfrac``, ``^\\circ``, ``\\%``, ``\\text{}``
+wrappers), else math-verify (sympy equivalence). math-verify's timeouts use ``SIGALRM``, which only
+works in the main thread: there we pass them through; a call from any other thread is answered by a
+verifier process of that thread (math-verify in its main thread, killed if it overruns). A timeout or
+an error is "not verified", never a crash, and is counted in :data:`verifier_events`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import select
+import subprocess
+import sys
+import threading
+import weakref
+from collections import Counter
+from itertools import product
+from pathlib import Path
+
+from thinkling.artifacts import DataError
+from thinkling.records import Problem
+from thinkling.tasks.base import OracleTrace, Task, last_number, register_task
+from thinkling.tasks.gsm8k import last_boxed
+
+log = logging.getLogger(__name__)
+
+VERIFY_TIMEOUT_S = 5
+"""Seconds math-verify may spend on one parse or one comparison (whole seconds: ``signal.alarm``)."""
+
+verifier_events: Counter[str] = Counter()
+"""Process-wide counts of verifier calls that ended in a timeout or an error (and so were not
+credited): ``parse_timeout``, ``parse_error``, ``verify_timeout``, ``verify_error``, and off the main
+thread ``worker_timeout``, ``worker_died``, ``worker_start_failed``."""
+
+
+# ----------------------------------------------------------------------------- normalisation
+
+
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![A-Za-z])")
+_SPACING = re.compile(r"\\[!,;:> ]|\\q?quad(?![A-Za-z])|~")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
+_DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+
+
+def strip_math_delimiters(s: str) -> str:
+    """``$x$``, ``$$x$$``, ``\\(x\\)``, ``\\[x\\]`` -> ``x`` (whole-string delimiters only)."""
+    s = s.strip()
+    for open_, close in _DELIMS:
+        if len(s) > len(open_) + len(close) and s.startswith(open_) and s.endswith(close):
+            return s[len(open_):-len(close)].strip()
+    return s
+
+
+def canonical(s: str) -> str:
+    """A light normal form of a LaTeX answer for exact comparison; every step keeps the meaning.
+
+    Removes math delimiters, ``\\left``/``\\right``, LaTeX spacing, ``^\\circ``, ``\\$``, ``\\%``,
+    ``\\text{...}``-style wrappers, all whitespace and trailing full stops; ``\\dfrac``/``\\tfrac``
+    become ``\\frac``. Anything subtler (``0.5`` vs ``\\frac12``, ``x=3`` vs ``3``) is math-verify's job.
+    """
+    s = strip_math_delimiters(s)
+    s = _LEFT_RIGHT.sub("", s)
+    s = _SPACING.sub("", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _DEGREES.sub("", s)
+    s = s.replace("\\$", "").replace("\\%", "").replace("%", "")
+    prev = None
+    while prev != s:
+        prev, s = s, _TEXT_WRAP.sub(r"\1", s)
+    s = re.sub(r"\s+", "", s)
+    return s.rstrip(".")
+
+
+# ----------------------------------------------------------------------------- math-verify, safely
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _mv_equal(pred: str, gold: str, timeout: int | None) -> bool:
+    """math-verify on two answer strings; timeouts (seconds, or None = off) and errors -> False."""
+    from math_verify import parse, verify
+    from math_verify.errors import TimeoutException
+
+    parsed = []
+    for s in (gold, pred):
+        try:
+            p = parse(f"${s}$", parsing_timeout=timeout, raise_on_error=True)
+        except TimeoutException:
+            verifier_events["parse_timeout"] += 1
+            log.warning("math-verify: parse timed out after %ss: %.200s", timeout, s)
+            return False
+        except Exception as e:  # noqa: BLE001 - counted and reported; a bad answer is not a crash
+            verifier_events["parse_error"] += 1
+            log.warning("math-verify: parse failed (%s: %s): %.200s", type(e).__name__, e, s)
+            return False
+        if not p:
+            return False
+        parsed.append(p)
+    # Pair by pair (as math-verify's own verify does), so an error in one pair does not hide a match
+    # in another, and timeouts are counted here rather than only logged by math-verify.
+    for g, p in product(*parsed):
+        try:
+            if verify(g, p, timeout_seconds=timeout, raise_on_error=True):
+                return True
+        except TimeoutException:
+            verifier_events["verify_timeout"] += 1
+            log.warning("math-verify: comparison timed out after %ss: %.200s vs gold %.200s", timeout, pred, gold)
+        except Exception:  # noqa: BLE001 - counted; this pair is simply not a match
+            verifier_events["verify_error"] += 1
+    return False
+
+
+def math_equal(pred: str, gold: str, timeout: int = VERIFY_TIMEOUT_S) -> bool:
+    """True when ``pred`` and ``gold`` (LaTeX or plain answer strings) are the same answer.
+
+    Equal canonical forms are a match; otherwise math-verify decides. Never raises: timeouts and
+    errors are "not verified" and counted in :data:`verifier_events`. Safe in any thread.
+    """
+    if not pred or not gold:
+        return False
+    cp, cg = canonical(pred), canonical(gold)
+    if cp and cp == cg:
+        return True
+    if _in_main_thread():
+        return _mv_equal(pred, gold, timeout)
+    return _thread_worker().equal(pred, gold, timeout)
+
+
+# Off the main thread SIGALRM is unavailable, and no thread can stop another: sympy's big-integer
+# powers (``2^{2^{40}}``) run in C holding the GIL, so a watchdog thread would hang with them. Each
+# calling thread therefore gets its own verifier process, where math-verify runs in the main thread
+# with its own timeouts; if it still overruns its budget it is killed and restarted on next use.
+
+_WORKER_START_S = 120  # a fresh interpreter importing sympy and math-verify (slow on a busy machine)
+_local = threading.local()
+
+
+def _serve() -> None:
+    """The verifier process: JSON lines ``[pred, gold, timeout]`` in, ``[credited, events]`` out."""
+    import math_verify  # noqa: F401  (imported before "ready", so start-up is not charged to a call)
+
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing but replies on the reply channel
+    out.write('"ready"\n')
+    out.flush()
+    for line in sys.stdin:
+        pred, gold, timeout = json.loads(line)
+        before = Counter(verifier_events)
+        ok = _mv_equal(pred, gold, timeout)
+        out.write(json.dumps([ok, dict(verifier_events - before)]) + "\n")
+        out.flush()
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+    for f in (proc.stdin, proc.stdout):
+        f.close()
+
+
+class _VerifierProcess:
+    """One child interpreter running :func:`_serve` (a plain subprocess: nothing of the caller's
+    ``__main__`` is re-run, unlike multiprocessing's spawn)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self._finalizer = None
+
+    def _readline(self, seconds: float) -> str | None:
+        ready, _, _ = select.select([self.proc.stdout], [], [], seconds)
+        return self.proc.stdout.readline() if ready else None
+
+    def _start(self) -> bool:
+        src = str(Path(__file__).resolve().parents[2])  # the directory holding the thinkling package
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from thinkling.tasks.math import _serve; _serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )
+        # when the calling thread ends (its thread-local is dropped) or the interpreter exits
+        self._finalizer = weakref.finalize(self, _reap, self.proc)
+        if (self._readline(_WORKER_START_S) or "").strip() == '"ready"':
+            return True
+        self.stop()
+        return False
+
+    def stop(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()  # kills and reaps self.proc, once
+        self.proc = self._finalizer = None
+
+    def equal(self, pred: str, gold: str, timeout: int, budget: float | None = None) -> bool:
+        """``budget``: seconds to wait for the answer (default: 2 parses + 1 comparison + 2 s)."""
+        if (self.proc is None or self.proc.poll() is not None) and not self._start():
+            verifier_events["worker_start_failed"] += 1
+            log.warning("math-verify: the verifier process did not start; %.200s not verified", pred)
+            return False
+        budget = 3 * timeout + 2 if budget is None else budget
+        try:
+            self.proc.stdin.write(json.dumps([pred, gold, timeout]) + "\n")
+            self.proc.stdin.flush()
+            line = self._readline(budget)
+        except OSError:  # the child died (e.g. out of memory): restart on next use
+            line = ""
+        if line is None:
+            verifier_events["worker_timeout"] += 1
+            log.warning("math-verify: killed the verifier process after %ss: %.200s vs gold %.200s",
+                        budget, pred, gold)
+            self.stop()
+            return False
+        if not line:
+            verifier_events["worker_died"] += 1
+            log.warning("math-verify: the verifier process died on %.200s vs gold %.200s", pred, gold)
+            self.stop()
+            return False
+        ok, events = json.loads(line)
+        verifier_events.update(events)
+        return bool(ok)
+
+
+def _thread_worker() -> _VerifierProcess:
+    w = getattr(_local, "worker", None)
+    if w is None:
+        w = _local.worker = _VerifierProcess()
+    return w
+
+
+# ----------------------------------------------------------------------------- extraction
+
+
+_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+# math spans; an escaped ``\$`` (a dollar sign) is not a delimiter
+_INLINE_MATH = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]",
+                          re.DOTALL)
+_LATEX_MARK = re.compile(r"[\\$^_{}]")
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a run of letters that is not a \command
+_NOT_WORDS = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}|" + _TEXT_WRAP.pattern)  # LaTeX, not prose
+
+
+def _answer_is(text: str) -> str | None:
+    """The answer after the last "answer is" / "answer:": the first math span of its line, else the
+    rest of the sentence (to a full stop followed by a space, or the end of the line)."""
+    ms = list(_ANSWER_IS.finditer(text))
+    if not ms:
+        return None
+    line = text[ms[-1].end():].lstrip().split("\n", 1)[0]  # "answer is:\n$$5$$" takes the next line
+    m = _INLINE_MATH.search(line)
+    if m:
+        return next(g for g in m.groups() if g is not None).strip() or None
+    line = re.split(r"\.\s", line, maxsplit=1)[0]
+    line = line.strip().lstrip("*").rstrip(" .*")  # "**42**." -> "42" (".5" keeps its point)
+    return line or None
+
+
+def extract_math_answer(text: str) -> str | None:
+    """The final answer of a completion: the last ``\\boxed{}`` (when there is a box, only it counts),
+    else what follows the last
+    "answer is", else the whole text when it is one expression without words (``$\\frac{1}{2}$``),
+    else - only for plain text without any LaTeX - the last number. Else None."""
+    if "\\boxed" in text:  # a box is the answer; an empty or unclosed one is no answer
+        boxed = strip_math_delimiters(last_boxed(text) or "")
+        return boxed or None
+    ans = _answer_is(text)
+    if ans:
+        return strip_math_delimiters(ans) or None
+    bare = strip_math_delimiters(text.strip().rstrip(".").rstrip())
+    if (bare and "\n" not in bare and "$" not in bare.replace("\\$", "")
+            and not _WORD.search(_NOT_WORDS.sub(" ", bare))):
+        return bare  # the whole text is one expression: "$\frac{1}{2}$", "x = 6 - 5i", "(3, \pi)"
+    if _LATEX_MARK.search(text):
+        return None  # never guess a number out of LaTeX: "\frac{1}{2}" is not "2"
+    return last_number(text)
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+class _MathFileTask(Task):
+    """Shared by MATH and MATH-500: rows -> problems, extraction and verification."""
+
+    answer_type = "latex"
+    levels = (1, 2, 3, 4, 5)
+    env_var = ""
+    default_dir = ""
+    hub_splits: tuple[str, ...] = ("test",)
+
+    def __init__(self, data_dir: str | None = None, source: str = "files"):
+        if source not in ("files", "hub"):
+            raise ValueError(f"{self.name}: source must be 'files' or 'hub', got {source!r}")
+        self.source = source
+        self.data_dir = Path(data_dir or os.environ.get(self.env_var, self.default_dir))
+
+    # subclasses: where rows come from and what one row means
+    def _hub_rows(self, split: str) -> list[dict]:
+        raise NotImplementedError
+
+    def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
+        raise NotImplementedError
+
+    def _check_split(self, split: str) -> None:
+        allowed = self.hub_splits if self.source == "hub" else ("test",)
+        if split in allowed:
+            return
+        msg = (f"{self.name}: there is no split {split!r}, only {' and '.join(map(repr, allowed))} "
+               f"('test' is a test set: evaluate on it, do not train or distil on it)")
+        extra = [s for s in self.hub_splits if s not in allowed]
+        if extra:
+            msg += f"; {', '.join(map(repr, extra))} is only on the hub (task.options.source=hub)"
+        raise ValueError(msg)
+
+    def _rows(self, split: str) -> list[tuple[dict, str]]:
+        """(row, "file:line" or "hub:index") pairs; missing fields are errors naming the line."""
+        self._check_split(split)
+        if self.source == "hub":
+            return [(r, f"hub:{self.name}/{split}:{i}") for i, r in enumerate(self._hub_rows(split))]
+        path = self.data_dir / f"{split}.jsonl"
+        if not path.exists():
+            raise DataError(f"{self.name}: {path} not found (set task.options.data_dir or "
+                            f"{self.env_var}, or source=hub)")
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+                if not isinstance(r, dict):
+                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(r).__name__}")
+                rows.append((r, f"{path}:{lineno}"))
+        return rows
+
+    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
+                 seed: int = 0) -> list[Problem]:
+        """All problems of ``split`` (file order), filtered by level; with ``n``, a seeded sample of
+        ``n`` of them, still in file order (the files are sorted by subject, so a prefix would not do)."""
+        out = [self._problem(r, i, split, where) for i, (r, where) in enumerate(self._rows(split))]
+        if levels:
+            out = [p for p in out if p.level in levels]
+        if n is not None and n < len(out):
+            keep = sorted(random.Random(f"{self.name}/{split}/{seed}").sample(range(len(out)), n))
+            out = [out[i] for i in keep]
+        return out
+
+    def extract_answer(self, text: str) -> str | None:
+        return extract_math_answer(text)
+
+    def verify(self, predicted: str | None, gold: str | None) -> bool:
+        if predicted is None or gold is None:
+            return False
+        return math_equal(predicted, gold)
+
+    def reference_trace(self, problem: Problem) -> OracleTrace | None:
+        sol = problem.meta.get("solution")
+        if not sol or problem.answer is None:
+            return None
+        return OracleTrace(reasoning=sol, answer=f"The answer is \\boxed{{{problem.answer}}}.")
+
+
+def _field(row: dict, name: str, where: str, kind: type = str):
+    v = row.get(name)
+    if not isinstance(v, kind) or isinstance(v, bool):
+        raise DataError(f"{where}: missing or non-{kind.__name__} field '{name}'")
+    return v
+
+
+def _level(v: int, where: str) -> int:
+    if not 1 <= v <= 5:
+        raise DataError(f"{where}: field 'level' must be 1-5, got {v!r}")
+    return v
+
+
+@register_task("math500")
+class Math500Task(_MathFileTask):
+    """MATH-500 (the PRM800K 500-problem test subset of MATH); gold is the ``answer`` field."""
+
+    env_var = "THINKLING_MATH500_DIR"
+    default_dir = "../shared/data/math500"
+
+    def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
+        from datasets import load_dataset
+
+        return list(load_dataset("HuggingFaceH4/MATH-500", split=split))
+
+    def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
+        question = _field(row, "problem", where)
+        solution = _field(row, "solution", where)
+        answer = _field(row, "answer", where).strip()
+        uid = _field(row, "unique_id", where)
+        name = uid.removeprefix(f"{split}/").removesuffix(".json")
+        return Problem(
+            id=f"math500/{split}/{name}", task=self.name, split=split,
+            level=_level(_field(row, "level", where, int), where), question=question,
+            answer=answer or None,
+            meta={"subject": _field(row, "subject", where), "unique_id": uid, "solution": solution},
+        )
+
+
+_MATH_HUB_CONFIGS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
+                     "number_theory", "prealgebra", "precalculus")
+
+
+@register_task("math")
+class MathTask(_MathFileTask):
+    """The full MATH test set (5,000 problems); gold is the last ``\\boxed{}`` of the solution."""
+
+    env_var = "THINKLING_MATH_DIR"
+    default_dir = "../shared/data/math"
+    hub_splits = ("test", "train")
+
+    def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
+        from datasets import load_dataset
+
+        rows: list[dict] = []
+        for cfg in _MATH_HUB_CONFIGS:  # the same subject order as the shared file
+            rows.extend(load_dataset("EleutherAI/hendrycks_math", cfg, split=split))
+        return rows
+
+    def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
+        question = _field(row, "problem", where)
+        solution = _field(row, "solution", where)
+        level_s = _field(row, "level", where)
+        m = re.fullmatch(r"Level (\d)", level_s.strip())
+        if not m:
+            raise DataError(f"{where}: field 'level' must be 'Level 1'..'Level 5', got {level_s!r}")
+        idx = row.get("idx", index)
+        gold = last_boxed(solution)
+        return Problem(
+            id=f"math/{split}/{idx}", task=self.name, split=split, level=_level(int(m.group(1)), where),
+            question=question, answer=gold or None,
+            meta={"subject": _field(row, "type", where), "idx": idx, "solution": solution},
+        )
