@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from thinkling.artifacts import AppendLog, iter_jsonl, stable_hash
+from thinkling.artifacts import AppendLog, DataError, iter_jsonl, stable_hash
 from thinkling.config import StageConfig
 from thinkling.curate.chunking import ChunkOptions
 from thinkling.generate.backends import Reply, Request, SamplingParams, TeacherSpec, build_backend
@@ -186,6 +186,9 @@ class DedupOptions(StageConfig):
         "on for scraped or multi-source data")
     n: int = Field(5, ge=1, description="word n-gram size for near-duplicate detection")
     threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity at or above which two traces are near-duplicates")
+    method: Literal["exact-ngrams", "minhash"] = Field(
+        "exact-ngrams", description="exact-ngrams: exact Jaccard over pairs sharing a rare n-gram (no misses; "
+        "faster on short texts); minhash: MinHash + LSH banding, candidates checked exactly (for long texts)")
 
 
 @register_op("dedup", DedupOptions)
@@ -209,7 +212,7 @@ def dedup(examples: list[Example], ctx: OpContext) -> OpResult:
         from thinkling.curate.overlap import near_duplicates
 
         of = near_duplicates([f"{e.question}\n{e.reasoning}\n{e.answer}" for e in kept],
-                             n=ctx.options.n, threshold=ctx.options.threshold)
+                             n=ctx.options.n, threshold=ctx.options.threshold, method=ctx.options.method)
         near = [e for e, o in zip(kept, of) if o is not None]
         for e, o in zip(kept, of):
             if o is not None:
@@ -227,7 +230,11 @@ class DecontaminateOptions(StageConfig):
     sets: list[str] | None = Field(
         None, description="evaluation sets to check against (None = every test split found in data_dir)")
     data_dir: str | None = Field(None, description="benchmark data dir (default: $THINKLING_DATA_DIR or ../shared/data)")
-    n: int = Field(13, ge=3, description="word n-gram size of the overlap test")
+    n: int = Field(6, ge=3, description="anchor word n-gram size: an eval item is a candidate when it shares one")
+    min_overlap: float = Field(
+        0.75, gt=0, le=1, description="share of the eval item's words that must line up, in order, with the "
+        "training question (runs of >= 2 words; a same-length gap of <= 2 words - a changed name or number - "
+        "counts); templated logic sets need 90% covered by shared 13-grams")
 
 
 @register_op("decontaminate", DecontaminateOptions)
@@ -245,12 +252,12 @@ def decontaminate(examples: list[Example], ctx: OpContext) -> OpResult:
     for name in names:
         try:
             sets.append(EVAL_SETS[name](data_dir))
-        except FileNotFoundError as e:
+        except DataError as e:
             if opts.sets is not None:  # asked for by name: a missing file is an error
                 raise
             if ctx.console is not None:
                 ctx.console.print(f"[yellow]decontaminate[/]: skipping {name}: {e}")
-    index = ContaminationIndex(sets, n=opts.n)
+    index = ContaminationIndex(sets, n=opts.n, min_overlap=opts.min_overlap)
     kept, bad = [], []
     removed: list[dict[str, Any]] = []
     for ex in examples:
