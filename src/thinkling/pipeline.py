@@ -54,13 +54,27 @@ class Plan:
             d = dict(d)
             d["traces"] = self._ref(d.get("traces", name), self.gen, f"curate.{name}.traces")
             self.cur[name] = build_config(CurateConfig, {**d, "out": str(root / "curate" / name)}, f"curate.{name}")
+        self.deps: dict[str, set[str]] = {}
+        train_out = {n: str(root / "train" / n) for n in recipe.train}
         for name, d in recipe.train.items():
             d = dict(d)
+            # a student may start from, or distil from, another student of the recipe: `model: sft-long`,
+            # `kd: {teacher: big}`; it is trained after that one
+            self.deps[name] = set()
+            if d.get("model") in train_out:
+                self.deps[name].add(d["model"])
+                d["model"] = train_out[d["model"]]
+            if isinstance(d.get("kd"), dict) and d["kd"].get("teacher") in train_out:
+                self.deps[name].add(d["kd"]["teacher"])
+                d["kd"] = {**d["kd"], "teacher": train_out[d["kd"]["teacher"]]}
+            if name in self.deps[name]:
+                raise ConfigError(f"train.{name} refers to itself")
             d["data"] = self._ref(d.get("data", name), self.cur, f"train.{name}.data")
             d["tokenizer_from"] = [self._ref(x, {**self.gen, **self.cur}, f"train.{name}.tokenizer_from")
                                    for x in d.get("tokenizer_from", [])]
             d.setdefault("threads", recipe.threads)
             self.trn[name] = build_config(TrainConfig, {**d, "out": str(root / "train" / name)}, f"train.{name}")
+        _topological(self)  # a cycle of model/teacher references is an error now, not a hang later
         ev = dict(recipe.eval)
         ev.setdefault("threads", recipe.threads)
         models = [{"name": n, "path": c.out} for n, c in self.trn.items()] + list(ev.pop("models", []))
@@ -91,17 +105,30 @@ def _train_parallel(plan: Plan, console) -> None:
     if not todo:
         return
     if plan.recipe.parallel == 1 or len(todo) == 1:
-        for _, c in todo:
-            train(c, console=console)
+        order = [n for n in _topological(plan) if n in dict(todo)]
+        for n in order:
+            train(dict(todo)[n], console=console)
         return
     todo.sort(key=lambda nc: -(nc[1].budget_minutes or 0))
     running: list[tuple[str, subprocess.Popen, Path, float]] = []
     env = {**os.environ, "OMP_NUM_THREADS": str(plan.recipe.threads), "TOKENIZERS_PARALLELISM": "false"}
     failed: list[str] = []
     t_start = time.time()
+
+    def ready() -> int | None:
+        """The first student whose dependencies (teacher, base model) are trained."""
+        waiting = {n for n, _ in todo} | {n for n, *_ in running} | set(failed)
+        for i, (n, _) in enumerate(todo):
+            if not plan.deps.get(n, set()) & waiting:
+                return i
+        return None
+
     while todo or running:
-        while todo and len(running) < plan.recipe.parallel:
-            name, c = todo.pop(0)
+        if todo and not running and ready() is None:  # what they wait for failed
+            failed.extend(f"{n} (needs {', '.join(sorted(plan.deps[n]))})" for n, _ in todo)
+            break
+        while todo and len(running) < plan.recipe.parallel and ready() is not None:
+            name, c = todo.pop(ready())
             out = Path(c.out)
             out.mkdir(parents=True, exist_ok=True)
             cfg_file = out / "train_config.yaml"
@@ -137,13 +164,28 @@ def _train_parallel(plan: Plan, console) -> None:
         raise RuntimeError(f"training failed for: {', '.join(failed)} (see their train.log)")
 
 
+def _topological(plan: Plan) -> list[str]:
+    done: list[str] = []
+    left = dict(plan.deps)
+    while left:
+        free = [n for n, d in left.items() if not d - set(done)]
+        if not free:
+            raise ConfigError(f"train: the students' model/teacher references form a cycle: {sorted(left)}")
+        for n in free:
+            done.append(n)
+            del left[n]
+    return done
+
+
 def _train_inputs(c: TrainConfig) -> dict[str, str]:
     from thinkling.train.stage import _data_file
+
+    from thinkling.train.stage import model_inputs
 
     inputs = {"data": str(_data_file(c.data))}
     for i, src in enumerate(c.tokenizer_from):
         inputs[f"tokenizer_from_{i}"] = src
-    return inputs
+    return {**inputs, **model_inputs(c)}
 
 
 def check_claims(rows: list[dict], checks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ class Completion:
 def generate_batched(
     model, tokenizer, conversations: list[list[dict[str, str]]], max_new_tokens: int = 512,
     batch_size: int = 64, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
-    progress=None,
+    progress=None, reply_prefix: str = "",
 ) -> list[Completion]:
     """Generate one completion per conversation.
 
@@ -32,7 +32,8 @@ def generate_batched(
     model.eval()
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    prompts = [render_prompt(tokenizer, c) for c in conversations]
+    prefix = tokenizer(reply_prefix, add_special_tokens=False)["input_ids"] if reply_prefix else []
+    prompts = [render_prompt(tokenizer, c) + prefix for c in conversations]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Completion | None] = [None] * len(prompts)
     gen_kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad, use_cache=True)
@@ -63,7 +64,7 @@ def generate_batched(
             else:
                 toks = [t for t in toks if t != pad]
                 truncated = True
-            text = tokenizer.decode(toks, skip_special_tokens=True)
+            text = reply_prefix + tokenizer.decode(toks, skip_special_tokens=True)
             results[i] = Completion(text=text, n_tokens=len(toks), truncated=truncated, seconds=dt / len(idx))
         if progress is not None:
             progress(len(idx))

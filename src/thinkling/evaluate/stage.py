@@ -13,11 +13,14 @@ from thinkling.artifacts import (
 )
 from thinkling.config import StageConfig
 from thinkling.tasks.spec import TaskSpec
+from thinkling.train.methods import LONG_MARK, SHORT_MARK
 
 
 class ModelRef(StageConfig):
     name: str = Field(description="label used in results and plots")
     path: str = Field(description="HF hub id or local checkpoint dir")
+    reply_prefix: str = Field("", description="text the reply is started with (e.g. '<long>' forces an adaptive "
+                              "student's mode); it is part of the prompt, not of the generated tokens")
 
 
 class EvalConfig(StageConfig):
@@ -80,13 +83,14 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
             job = bar.add_task("eval", total=len(convs))
             t0 = time.perf_counter()
             comps = generate_batched(model, tok, convs, max_new_tokens=cfg.max_new_tokens,
-                                     batch_size=cfg.batch_size, seed=cfg.seed,
+                                     batch_size=cfg.batch_size, seed=cfg.seed, reply_prefix=ref.reply_prefix,
                                      progress=lambda k: bar.advance(job, k))
             wall = time.perf_counter() - t0
         per_level: dict[int, list[tuple[bool, int, bool, float]]] = {}
         for p, c in zip(problems, comps):
             pred, ok = task.score(c.text, p.answer)
-            per_level.setdefault(p.level, []).append((ok, c.n_tokens, c.truncated, c.seconds))
+            mode = "short" if c.text.startswith(SHORT_MARK) else "long" if c.text.startswith(LONG_MARK) else ""
+            per_level.setdefault(p.level, []).append((ok, c.n_tokens, c.truncated, c.seconds, mode))
             samples.append({"model": ref.name, "problem_id": p.id, "level": p.level, "question": p.question,
                             "gold": p.answer, "completion": c.text, "predicted": pred, "correct": ok,
                             "tokens": c.n_tokens, "truncated": c.truncated})
@@ -95,7 +99,10 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
             secs = sum(x[3] for x in xs) if lv != "all" else wall
             row = {"model": ref.name, "model_path": ref.path, "task": cfg.task.name, "split": cfg.task.split,
                    "level": lv, **summarize([x[0] for x in xs], [x[1] for x in xs], [x[2] for x in xs], secs),
-                   "protocol": protocol}
+                   "protocol": {**protocol, "reply_prefix": ref.reply_prefix}}
+            modes = [x[4] for x in xs if x[4]]
+            if modes:  # an adaptive student: which mode it chose (or was given)
+                row["short_mode_share"] = round(sum(m == "short" for m in modes) / len(xs), 4)
             rows.append(row)
         acc = [r for r in rows if r["model"] == ref.name and r["level"] == "all"][0]
         console.print(f"[bold]eval[/] {ref.name}: accuracy {acc['accuracy']:.1%} "

@@ -22,10 +22,49 @@ from thinkling.records import Example
 from thinkling.train.losses import IGNORE
 
 
+class LoraOptions(StageConfig):
+    enabled: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: int = Field(16, ge=1, description="LoRA alpha (scale = alpha / r)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = Field("all-linear", description="modules to adapt ('all-linear' or names)")
+    merge: bool = Field(True, description="merge the adapter into the weights and save a plain HF checkpoint "
+                        "(the adapter alone is saved too, under adapter/)")
+
+
+class ChunkwiseOptions(StageConfig):
+    reasoning_only: bool = Field(False, description="chunkwise: train only the reasoning chunks (and the last, "
+                                 "which carries the answer)")
+
+
+class KDOptions(StageConfig):
+    teacher: str | None = Field(None, description="kd: the teacher model (path or hub id); same tokenizer as the student")
+    loss: Literal["kd_fkl", "kd_rkl", "kd_jsd", "taid"] = Field("kd_fkl", description="kd: divergence (docs/losses.md)")
+    beta: float = Field(0.5, ge=0, le=1, description="kd_jsd: interpolation (0 = forward KL, 1 = reverse KL)")
+    tau: float = Field(1.0, gt=0, description="kd: softmax temperature for student and teacher")
+    ce_weight: float = Field(0.0, ge=0, le=1, description="kd: weight of the plain CE loss mixed in")
+    offline: bool = Field(False, description="kd: precompute the teacher's top-k log-probs once, then train "
+                          "without the teacher in memory (the tail outside the top-k is one 'rest' bucket)")
+    top_k: int = Field(16, ge=1, description="kd offline: log-probs kept per position")
+    taid_t_start: float = Field(0.4, ge=0, le=1, description="taid: initial interpolation t")
+    taid_t_end: float = Field(1.0, ge=0, le=1, description="taid: final t")
+    taid_alpha: float = Field(5e-4, ge=0, description="taid: adaptive step size of t")
+    taid_beta: float = Field(0.99, ge=0, lt=1, description="taid: momentum of the adaptive update")
+
+
+class RediOptions(StageConfig):
+    alpha: float = Field(0.8, ge=0, description="redi: weight of the negative traces' term")
+
+
+class AdaptiveOptions(StageConfig):
+    short_max_tier: int = Field(2, ge=0, description="adaptive: difficulty tiers (or levels) up to this learn the "
+                                "short mode as their natural one; harder ones the long mode")
+
+
 class TrainConfig(StageConfig):
     data: str = Field(description="curated data: a curate output dir (uses train.jsonl) or a JSONL of examples")
     out: str = Field(description="output dir for the student checkpoint")
-    method: str = Field("sft", description="training method (registry name): sft")
+    method: str = Field("sft", description="training method (registry): sft, chunkwise, skip, kd, redi, adaptive, lorid")
     model: str = Field("tiny", description="'tiny' (built from scratch), an HF hub id, or a local checkpoint path")
     tiny: TinySpec = Field(default_factory=TinySpec)
     tokenizer_from: list[str] = Field(
@@ -54,6 +93,13 @@ class TrainConfig(StageConfig):
     bf16_autocast: bool = Field(False, description="bf16 autocast for compute (faster on some CPUs)")
     logging_steps: int = Field(20, ge=1)
     show_mask: bool = Field(True, description="print which tokens of the first example get loss")
+    lora: LoraOptions = Field(default_factory=LoraOptions)
+    chunkwise: ChunkwiseOptions = Field(default_factory=ChunkwiseOptions)
+    skip_keep_ends: bool = Field(True, description="skip: keep the first and last chunk (restatement, conclusion) "
+                                 "even when they are not reasoning; only the middle ones are skipped")
+    kd: KDOptions = Field(default_factory=KDOptions)
+    redi: RediOptions = Field(default_factory=RediOptions)
+    adaptive: AdaptiveOptions = Field(default_factory=AdaptiveOptions)
 
     @field_validator("method")
     @classmethod
@@ -105,7 +151,19 @@ class Collator:
             ids[i, :k] = torch.tensor(r["input_ids"])
             labels[i, :k] = torch.tensor(r["labels"])
             att[i, :k] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": att}
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": att}
+        if "weight" in rows[0]:  # per-sequence loss weights (redi)
+            batch["weights"] = torch.tensor([float(r["weight"]) for r in rows])
+        if "topk_ids" in rows[0]:  # an offline teacher's top-k log-probs per position
+            k = len(rows[0]["topk_ids"][0])
+            tid = torch.zeros((len(rows), n, k), dtype=torch.long)
+            tlp = torch.full((len(rows), n, k), -1e4)
+            for i, r in enumerate(rows):
+                m = len(r["topk_ids"])
+                tid[i, :m] = torch.tensor(r["topk_ids"])
+                tlp[i, :m] = torch.tensor(r["topk_logprobs"])
+            batch["topk_ids"], batch["topk_logprobs"] = tid, tlp
+        return batch
 
 
 def _time_schedule(optimizer, budget_s: float, warmup: float):
@@ -151,6 +209,17 @@ def _reset_if_other_run(out: Path, cfg: TrainConfig, inputs: dict[str, str], for
     atomic_write_text(marker, key + "\n")
 
 
+def model_inputs(cfg: TrainConfig) -> dict[str, str]:
+    """Local model directories a student depends on (its base, its kd teacher): fingerprinted inputs,
+    so a retrained base or teacher makes the student re-train."""
+    out = {}
+    if cfg.model != "tiny" and Path(cfg.model).is_dir():
+        out["model"] = cfg.model
+    if cfg.method == "kd" and cfg.kd.teacher and Path(cfg.kd.teacher).is_dir():
+        out["teacher"] = cfg.kd.teacher
+    return out
+
+
 def _checkpoint_step(ckpt: Path) -> int:
     import json
 
@@ -168,6 +237,7 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
     inputs = {"data": str(data_file)}
     for i, src in enumerate(cfg.tokenizer_from):
         inputs[f"tokenizer_from_{i}"] = src
+    inputs.update(model_inputs(cfg))
     if not force and is_complete(out, "train", cfg, inputs):
         console.print(f"[green]train[/]: {out} is complete for this config; skipping")
         from thinkling.artifacts import read_manifest
@@ -179,11 +249,10 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
 
     set_threads(cfg.threads)
     import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+    from transformers import set_seed
 
     from thinkling.models.loading import load_model, load_tokenizer
     from thinkling.models.render import show_mask
-    from thinkling.train.losses import get_loss, normalize_by_global_tokens
     from thinkling.train.methods import get_method
 
     from accelerate import PartialState
@@ -212,30 +281,167 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
     model = load_model(model_src, cfg.dtype)
     n_params = sum(p.numel() for p in model.parameters())
 
+
     method = get_method(cfg.method)
-    rows = method.build_rows(examples, tokenizer, cfg.max_len)
-    dropped = len(examples) - len(rows)
+    rows = method.build_rows(examples, tokenizer, cfg)
+    covered = {str(r["id"]).split("#", 1)[0] for r in rows}
+    dropped = sum(1 for e in examples if e.id.split("#", 1)[0] not in covered)
     if not rows:
         raise DataError(f"{data_file}: every example is longer than max_len={cfg.max_len}")
     if cfg.show_mask:
         r = rows[0]
         mask = [int(x != IGNORE) for x in r["labels"]]
-        console.print("[bold]tokens that get loss[/] (in [[...]]), first example:")
+        console.print("[bold]tokens that get loss[/] (in [[...]]), first row:")
         console.print(show_mask(tokenizer, r["input_ids"], mask), markup=False, highlight=False)
     trained_tokens = sum(sum(1 for x in r["labels"] if x != IGNORE) for r in rows)
     console.print(
-        f"[bold]train[/] {cfg.method}: {len(rows)} examples ({dropped} over max_len dropped), "
-        f"{trained_tokens} trained tokens, model {model_src} ({n_params / 1e6:.2f}M params)"
+        f"[bold]train[/] {cfg.method}: {len(rows)} rows from {len(examples)} examples ({dropped} over max_len "
+        f"dropped), {trained_tokens} trained tokens, model {model_src} ({n_params / 1e6:.2f}M params)"
     )
+    loss_name = cfg.kd.loss if method.loss == "from_config" else method.loss
+    hp: dict = {}
+    teacher = None
+    if cfg.method == "kd":
+        teacher = _load_teacher(cfg, model, console)
+        hp = {"tau": cfg.kd.tau, "ce_weight": cfg.kd.ce_weight}
+        if loss_name == "kd_jsd":
+            hp["beta"] = cfg.kd.beta
+        if cfg.kd.offline:
+            rows = _add_teacher_topk(rows, teacher, cfg.kd.top_k, console)
+            del teacher
+            teacher = None
+    if cfg.method == "lorid":
+        return _train_lorid(cfg, model, tokenizer, rows, out, inputs, dist, console, started,
+                            {"examples": len(examples), "rows": len(rows), "dropped_over_max_len": dropped,
+                             "params": n_params})
+    if cfg.lora.enabled:
+        model = _wrap_lora(model, cfg.lora)
 
+    trainer = _make_trainer(cfg, model, tokenizer, rows, out, out / "checkpoints", cfg.budget_minutes, loss_name, hp,
+                            teacher, console)
+    ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    resume = str(ckpts[-1]) if ckpts else None
+    if resume:
+        console.print(f"[yellow]resuming[/] from {resume}")
+    t_train = time.time()
+    if resume and cfg.max_steps > 0 and _checkpoint_step(Path(resume)) >= cfg.max_steps and not cfg.lora.enabled:
+        # the run had finished its steps before it was interrupted: take the checkpoint as is
+        console.print(f"[yellow]train[/]: {resume} already holds all {cfg.max_steps} steps; not training further")
+        from transformers import TrainerState
+
+        trainer.model = load_model(resume, cfg.dtype)
+        trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+        result = None
+    else:
+        result = trainer.train(resume_from_checkpoint=resume)
+    train_seconds = time.time() - t_train
+    steps = trainer.state.global_step
+    seen_rows = steps * cfg.batch_size * cfg.grad_accum * max(trainer.args.world_size, 1)
+    if cfg.lora.enabled:
+        if trainer.is_world_process_zero():
+            trainer.model.save_pretrained(str(out / "adapter"))
+            if cfg.lora.merge:  # a plain HF checkpoint: the adapter merged into the weights
+                trainer.model.merge_and_unload().save_pretrained(str(out))
+    else:
+        trainer.save_model(str(out))  # on every rank: FSDP/DeepSpeed gather the weights; rank 0 writes
+    if not trainer.is_world_process_zero():
+        return {}
+    tokenizer.save_pretrained(str(out))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    counts = {
+        "examples": len(examples),
+        "rows": len(rows),
+        "dropped_over_max_len": dropped,
+        "trained_tokens_per_epoch": trained_tokens,
+        "steps": steps,
+        "examples_seen": seen_rows,
+        "rows_seen": seen_rows,
+        "train_seconds": round(train_seconds, 1),
+        "trained_tokens_per_second": round(trained_tokens * seen_rows / max(len(rows), 1) / max(train_seconds, 1e-9), 1),
+        "final_loss": round(losses[-1], 4) if losses else None,
+        "first_loss": round(losses[0], 4) if losses else None,
+        "params": n_params,
+        "train_loss": round(result.training_loss, 4) if result is not None else None,
+    }
+    files = [f.name for f in out.iterdir() if f.is_file() and f.name != "manifest.json"]
+    return write_manifest(out, "train", cfg, inputs, counts, outputs=sorted(files),
+                          extra={"loss_history": losses, "pid": os.getpid()}, started=started)
+
+
+# ----------------------------------------------------------------------------- the loop's pieces
+
+
+def _progress(*a, **kw):
+    """A one-line progress display (steps, loss, budget), the wall-clock budget stop, and the
+    thread hand-over (a runner that frees cores writes ``out/.threads``). A factory, because
+    transformers is imported lazily (it takes seconds)."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def __init__(self, out: Path, name: str, budget_minutes: float | None, console, taid=None):
+            self.out, self.name, self.budget, self.console, self.taid = out, name, budget_minutes, console, taid
+            self.t0 = time.time()
+            self.last_print = 0.0
+            self.loss: float | None = None
+            self.last_thread_check = 0.0
+
+        def _maybe_change_threads(self):
+            import torch
+
+            if time.time() - self.last_thread_check < 5:
+                return
+            self.last_thread_check = time.time()
+            f = self.out / ".threads"
+            try:
+                n = int(f.read_text().strip()) if f.exists() else 0
+            except ValueError:
+                return
+            if n > 0 and n != torch.get_num_threads():
+                torch.set_num_threads(n)
+                self.console.print(f"  train {self.name}: now using {n} threads", highlight=False)
+
+        def on_log(self, a, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.loss = float(logs["loss"])
+
+        def on_step_end(self, a, state, control, **kw):
+            el = time.time() - self.t0
+            self._maybe_change_threads()
+            if self.budget and el > self.budget * 60:
+                control.should_training_stop = True
+                control.should_save = True
+            if state.is_world_process_zero and (time.time() - self.last_print > 15 or control.should_training_stop):
+                self.last_print = time.time()
+                total = f"/{state.max_steps}" if state.max_steps < 10**8 else ""
+                budget = f" of {self.budget:.1f} min budget" if self.budget else ""
+                loss = f"{self.loss:.4f}" if self.loss is not None else "-"
+                taid = f", taid t {self.taid.t:.3f}" if self.taid is not None else ""
+                self.console.print(f"  train {self.name}: step {state.global_step}{total}, loss {loss}{taid}, "
+                                   f"{el / 60:.1f} min{budget}, {state.global_step / max(el, 1e-9):.1f} steps/s",
+                                   highlight=False)
+            return control
+
+    return Progress(*a, **kw)
+
+
+def _make_trainer(cfg: TrainConfig, model, tokenizer, rows: list[dict], out: Path, ckpt_dir: Path,
+                  budget_minutes: float | None, loss_name: str, hp: dict, teacher, console, name: str | None = None):
+    """The Trainer every method runs on: our collator, our loss (a registry function divided once by
+    the global trained-token count), optionally a teacher's logits; checkpoints in ``ckpt_dir``."""
+    import torch
     from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
-    ds = Dataset.from_list([{k: r[k] for k in ("input_ids", "labels", "length")} for r in rows])
+    from thinkling.train.losses import get_loss, normalize_by_global_tokens
+
+    keys = ["input_ids", "labels", "length"] + [k for k in ("weight", "topk_ids", "topk_logprobs") if k in rows[0]]
+    ds = Dataset.from_list([{k: r[k] for k in keys} for r in rows])
     max_steps = cfg.max_steps
-    if cfg.budget_minutes and max_steps <= 0:
+    if budget_minutes and max_steps <= 0:
         max_steps = 10**9  # the budget stops training; the schedule runs on time
     args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
+        output_dir=str(ckpt_dir),
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.lr,
@@ -262,104 +468,184 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
         ddp_find_unused_parameters=False,
         disable_tqdm=True,
     )
+    taid = None
+    if loss_name == "taid":
+        from thinkling.train.losses import TAIDSchedule
 
-    class Progress(TrainerCallback):
-        """A one-line progress display (steps, loss, budget) and the wall-clock budget stop."""
-
-        def __init__(self):
-            self.t0 = time.time()
-            self.last_print = 0.0
-            self.loss: float | None = None
-            self.last_thread_check = 0.0
-
-        def _maybe_change_threads(self):
-            """A runner that frees cores (another student finished) writes ``out/.threads``."""
-            if time.time() - self.last_thread_check < 5:
-                return
-            self.last_thread_check = time.time()
-            f = out / ".threads"
-            try:
-                n = int(f.read_text().strip()) if f.exists() else 0
-            except ValueError:
-                return
-            if n > 0 and n != torch.get_num_threads():
-                torch.set_num_threads(n)
-                console.print(f"  train {out.name}: now using {n} threads", highlight=False)
-
-        def on_log(self, a, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                self.loss = float(logs["loss"])
-
-        def on_step_end(self, a, state, control, **kw):
-            el = time.time() - self.t0
-            self._maybe_change_threads()
-            if cfg.budget_minutes and el > cfg.budget_minutes * 60:
-                control.should_training_stop = True
-                control.should_save = True
-            if state.is_world_process_zero and (time.time() - self.last_print > 15 or control.should_training_stop):
-                self.last_print = time.time()
-                total = f"/{state.max_steps}" if state.max_steps < 10**8 else ""
-                budget = f" of {cfg.budget_minutes:.1f} min budget" if cfg.budget_minutes else ""
-                loss = f"{self.loss:.4f}" if self.loss is not None else "-"
-                console.print(f"  train {out.name}: step {state.global_step}{total}, loss {loss}, "
-                              f"{el / 60:.1f} min{budget}, {state.global_step / max(el, 1e-9):.1f} steps/s",
-                              highlight=False)
-            return control
-
+        taid = TAIDSchedule(t_start=cfg.kd.taid_t_start, t_end=cfg.kd.taid_t_end, alpha=cfg.kd.taid_alpha,
+                            beta=cfg.kd.taid_beta)
     optimizers = (None, None)
-    if cfg.budget_minutes:
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                betas=(0.9, cfg.adam_beta2))
-        optimizers = (opt, _time_schedule(opt, cfg.budget_minutes * 60, cfg.warmup_fraction))
+    if budget_minutes:
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, cfg.adam_beta2))
+        optimizers = (opt, _time_schedule(opt, budget_minutes * 60, cfg.warmup_fraction))
 
-    loss_fn = normalize_by_global_tokens(get_loss(method.loss))
-    trainer = Trainer(
+    extras: dict = {}
+    base_loss = get_loss(loss_name)
+
+    def loss_with_extras(logits, labels, **kw):
+        teacher_in = None
+        if teacher is not None:
+            with torch.no_grad():
+                t_logits = teacher(input_ids=extras["input_ids"], attention_mask=extras["attention_mask"]).logits
+            teacher_in = {"logits": t_logits[:, :-1, :]}
+        elif "topk_ids" in extras:
+            teacher_in = {"topk_ids": extras["topk_ids"][:, :-1], "topk_logprobs": extras["topk_logprobs"][:, :-1]}
+        args_ = dict(hp)
+        if taid is not None:
+            args_["t"] = taid.t
+        return base_loss(logits, labels, teacher=teacher_in, weights=extras.get("weights"), **args_)
+
+    class _T(Trainer):
+        """Hands the batch's extra fields (teacher inputs, weights) to the loss; nothing else changes."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            extras.clear()
+            for k in ("weights", "topk_ids", "topk_logprobs"):
+                if k in inputs:
+                    extras[k] = inputs.pop(k)
+            extras["input_ids"], extras["attention_mask"] = inputs["input_ids"], inputs["attention_mask"]
+            loss = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+            if taid is not None and self.model.training:
+                taid.observe(float((loss[0] if return_outputs else loss).detach()))
+            return loss
+
+    callbacks = [_progress(out, name or out.name, budget_minutes, console, taid)]
+    if taid is not None:
+        from transformers import TrainerCallback
+
+        class _TaidStep(TrainerCallback):
+            def on_step_end(self, a, state, control, **kw):
+                taid.step(state.global_step, state.max_steps)
+
+        callbacks.append(_TaidStep())
+    trainer = _T(
         model=model,
         args=args,
         train_dataset=ds,
         data_collator=Collator(tokenizer.pad_token_id),
-        compute_loss_func=loss_fn,
-        callbacks=[Progress()],
+        compute_loss_func=normalize_by_global_tokens(loss_with_extras),
+        callbacks=callbacks,
         optimizers=optimizers,
     )
-    from transformers.trainer_callback import PrinterCallback
-
     trainer.remove_callback(PrinterCallback)  # our Progress callback prints one line per ~15 s instead
-    ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    resume = str(ckpts[-1]) if ckpts else None
-    if resume:
-        console.print(f"[yellow]resuming[/] from {resume}")
-    t_train = time.time()
-    if resume and cfg.max_steps > 0 and _checkpoint_step(Path(resume)) >= cfg.max_steps:
-        # the run had finished its steps before it was interrupted: take the checkpoint as is
-        console.print(f"[yellow]train[/]: {resume} already holds all {cfg.max_steps} steps; not training further")
-        from transformers import TrainerState
+    return trainer
 
-        trainer.model = load_model(resume, cfg.dtype)
-        trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
-        result = None
-    else:
-        result = trainer.train(resume_from_checkpoint=resume)
-    train_seconds = time.time() - t_train
-    steps = trainer.state.global_step
-    seen_examples = steps * cfg.batch_size * cfg.grad_accum * max(trainer.args.world_size, 1)
-    trainer.save_model(str(out))  # on every rank: FSDP/DeepSpeed gather the weights; rank 0 writes
-    if not trainer.is_world_process_zero():
+
+def _wrap_lora(model, opts: LoraOptions, adapter: str = "default"):
+    from peft import LoraConfig, get_peft_model
+
+    conf = LoraConfig(r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout, target_modules=opts.target_modules,
+                      task_type="CAUSAL_LM")
+    return get_peft_model(model, conf, adapter_name=adapter)
+
+
+def _load_teacher(cfg: TrainConfig, student, console):
+    from thinkling.models.loading import load_model
+
+    if not cfg.kd.teacher:
+        raise ValueError("method kd needs kd.teacher (a model path or hub id with the student's tokenizer)")
+    teacher = load_model(cfg.kd.teacher, cfg.dtype)
+    tv, sv = teacher.get_output_embeddings().weight.shape[0], student.get_output_embeddings().weight.shape[0]
+    if tv != sv:
+        raise ValueError(f"kd.teacher {cfg.kd.teacher}: teacher vocabulary {tv} != student vocabulary {sv}; logit "
+                         "distillation needs the same tokenizer (train the student with the teacher's tokenizer)")
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    n = sum(p.numel() for p in teacher.parameters())
+    console.print(f"[bold]kd[/]: teacher {cfg.kd.teacher} ({n / 1e6:.2f}M params), loss {cfg.kd.loss}"
+                  + (f", offline top-{cfg.kd.top_k}" if cfg.kd.offline else ", online"))
+    return teacher
+
+
+def _add_teacher_topk(rows: list[dict], teacher, k: int, console, batch_size: int = 32) -> list[dict]:
+    """Offline KD: the teacher's top-k log-probs at every position of every row, computed once."""
+    import torch
+
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["length"])
+    out = [dict(r) for r in rows]
+    with torch.no_grad():
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            n = max(rows[i]["length"] for i in idx)
+            ids = torch.zeros((len(idx), n), dtype=torch.long)
+            att = torch.zeros((len(idx), n), dtype=torch.long)
+            for j, i in enumerate(idx):
+                L = rows[i]["length"]
+                ids[j, :L] = torch.tensor(rows[i]["input_ids"])
+                att[j, :L] = 1
+            logp = torch.log_softmax(teacher(input_ids=ids, attention_mask=att).logits.float(), dim=-1)
+            top = logp.topk(k, dim=-1)
+            for j, i in enumerate(idx):
+                L = rows[i]["length"]
+                out[i]["topk_ids"] = top.indices[j, :L].tolist()
+                out[i]["topk_logprobs"] = [[round(x, 5) for x in v] for v in top.values[j, :L].tolist()]
+    console.print(f"[bold]kd[/]: stored the teacher's top-{k} log-probs for {len(rows)} rows")
+    return out
+
+
+LORID_ADAPTERS = ("intuitive", "knowledge", "deep")
+
+
+def _train_lorid(cfg: TrainConfig, model, tokenizer, rows: list[dict], out: Path, inputs: dict, dist, console,
+                 started: float, counts: dict) -> dict:
+    """LoRID: three LoRA adapters on one base, trained one after the other (each with a third of the
+    budget or ``max_steps``). Saved as ``adapters/<name>/`` beside the untouched base (``base/``), so
+    inference loads the base once and switches adapters; ``out/`` itself holds the Intuitive Reasoner
+    merged into a plain checkpoint (what ``thinkling eval`` runs by default)."""
+    from thinkling.artifacts import atomic_write_json
+
+    lora = cfg.lora.model_copy(update={"enabled": True})
+    base_dir = out / "base"
+    if dist.is_main_process:
+        model.save_pretrained(str(base_dir))
+        tokenizer.save_pretrained(str(base_dir))
+    peft_model = _wrap_lora(model, lora, adapter=LORID_ADAPTERS[0])
+    from peft import LoraConfig
+
+    for name in LORID_ADAPTERS[1:]:
+        peft_model.add_adapter(name, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+    budget = cfg.budget_minutes / len(LORID_ADAPTERS) if cfg.budget_minutes else None
+    per: dict = {}
+    for name in LORID_ADAPTERS:
+        done = out / "adapters" / name / "adapter_config.json"
+        sub = [r for r in rows if r["adapter"] == name]
+        peft_model.set_adapter(name)
+        if done.exists():  # trained by an earlier, interrupted run
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(peft_model, load_file(str(done.parent / "adapter_model.safetensors")),
+                                      adapter_name=name)
+            console.print(f"[yellow]lorid[/]: adapter {name} already trained; loaded")
+            continue
+        trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+        console.print(f"[bold]lorid[/]: adapter {name}: {len(sub)} rows, {trainable} trainable params")
+        t0 = time.time()
+        trainer = _make_trainer(cfg, peft_model, tokenizer, sub, out, out / "checkpoints" / name, budget, "ce", {},
+                                None, console, name=f"{out.name}/{name}")
+        trainer.train()
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        per[name] = {"rows": len(sub), "steps": trainer.state.global_step, "train_seconds": round(time.time() - t0, 1),
+                     "first_loss": round(losses[0], 4) if losses else None,
+                     "final_loss": round(losses[-1], 4) if losses else None}
+        if dist.is_main_process:
+            peft_model.save_pretrained(str(out / "adapters"), selected_adapters=[name])
+    if not dist.is_main_process:
         return {}
+    # peft writes non-default adapters to adapters/<name>/; the first one too since it is named
+    peft_model.set_adapter(LORID_ADAPTERS[0])
+    merged = peft_model.merge_and_unload(adapter_names=[LORID_ADAPTERS[0]])
+    merged.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    counts = {
-        "examples": len(rows),
-        "dropped_over_max_len": dropped,
-        "trained_tokens_per_epoch": trained_tokens,
-        "steps": steps,
-        "examples_seen": seen_examples,
-        "train_seconds": round(train_seconds, 1),
-        "final_loss": round(losses[-1], 4) if losses else None,
-        "first_loss": round(losses[0], 4) if losses else None,
-        "params": n_params,
-        "train_loss": round(result.training_loss, 4) if result is not None else None,
-    }
+    atomic_write_json(out / "lorid.json", {"base": "base", "adapters": {n: f"adapters/{n}" for n in LORID_ADAPTERS},
+                                           "default": LORID_ADAPTERS[0]})
+    first = per.get(LORID_ADAPTERS[0], {})
+    counts.update({"adapters": per, "steps": sum(v["steps"] for v in per.values()),
+                   "train_seconds": round(sum(v["train_seconds"] for v in per.values()), 1),
+                   "first_loss": first.get("first_loss"), "final_loss": first.get("final_loss")})
     files = [f.name for f in out.iterdir() if f.is_file() and f.name != "manifest.json"]
-    return write_manifest(out, "train", cfg, inputs, counts, outputs=sorted(files),
-                          extra={"loss_history": losses, "pid": os.getpid()}, started=started)
+    return write_manifest(out, "train", cfg, inputs, counts, outputs=sorted(files), started=started)
