@@ -307,7 +307,7 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
         if loss_name == "kd_jsd":
             hp["beta"] = cfg.kd.beta
         if cfg.kd.offline:
-            rows = _add_teacher_topk(rows, teacher, cfg.kd.top_k, console)
+            rows = _add_teacher_topk(rows, teacher, cfg.kd.top_k, console, tau=cfg.kd.tau)
             del teacher
             teacher = None
     if cfg.method == "lorid":
@@ -490,7 +490,8 @@ def _make_trainer(cfg: TrainConfig, model, tokenizer, rows: list[dict], out: Pat
                 t_logits = teacher(input_ids=extras["input_ids"], attention_mask=extras["attention_mask"]).logits
             teacher_in = {"logits": t_logits[:, :-1, :]}
         elif "topk_ids" in extras:
-            teacher_in = {"topk_ids": extras["topk_ids"][:, :-1], "topk_logprobs": extras["topk_logprobs"][:, :-1]}
+            teacher_in = {"topk_ids": extras["topk_ids"][:, :-1], "topk_logprobs": extras["topk_logprobs"][:, :-1],
+                          "tau": cfg.kd.tau}
         args_ = dict(hp)
         if taid is not None:
             args_["t"] = taid.t
@@ -515,9 +516,15 @@ def _make_trainer(cfg: TrainConfig, model, tokenizer, rows: list[dict], out: Pat
     if taid is not None:
         from transformers import TrainerCallback
 
+        t_begin = time.time()
+
         class _TaidStep(TrainerCallback):
             def on_step_end(self, a, state, control, **kw):
-                taid.step(state.global_step, state.max_steps)
+                if budget_minutes:  # a budgeted run's progress is its share of the budget, as for the lr
+                    frac = min((time.time() - t_begin) / (budget_minutes * 60), 1.0)
+                    taid.step(max(1, int(frac * 10**6)), 10**6)
+                else:
+                    taid.step(state.global_step, state.max_steps)
 
         callbacks.append(_TaidStep())
     trainer = _T(
@@ -560,8 +567,10 @@ def _load_teacher(cfg: TrainConfig, student, console):
     return teacher
 
 
-def _add_teacher_topk(rows: list[dict], teacher, k: int, console, batch_size: int = 32) -> list[dict]:
-    """Offline KD: the teacher's top-k log-probs at every position of every row, computed once."""
+def _add_teacher_topk(rows: list[dict], teacher, k: int, console, tau: float = 1.0,
+                      batch_size: int = 32) -> list[dict]:
+    """Offline KD: the teacher's top-k log-probs (at temperature ``tau``) at every position of every
+    row, computed once; the mass outside the top-k becomes the loss's 'rest' bucket."""
     import torch
 
     order = sorted(range(len(rows)), key=lambda i: rows[i]["length"])
@@ -576,7 +585,7 @@ def _add_teacher_topk(rows: list[dict], teacher, k: int, console, batch_size: in
                 L = rows[i]["length"]
                 ids[j, :L] = torch.tensor(rows[i]["input_ids"])
                 att[j, :L] = 1
-            logp = torch.log_softmax(teacher(input_ids=ids, attention_mask=att).logits.float(), dim=-1)
+            logp = torch.log_softmax(teacher(input_ids=ids, attention_mask=att).logits.float() / tau, dim=-1)
             top = logp.topk(k, dim=-1)
             for j, i in enumerate(idx):
                 L = rows[i]["length"]
