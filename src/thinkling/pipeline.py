@@ -297,13 +297,15 @@ def run(plan: Plan, force: bool = False, console=None) -> dict[str, Any]:
     if checks:
         extra = ["## Claims checked", "", "| claim | measured | result |", "|---|---|---|",
                  *(describe_check(c) for c in checks), ""]
-    train_rows = ["## Students", "", "| student | method | data | steps | examples seen | train s | loss first -> last |",
-                  "|---|---|---|---|---|---|---|"]
+    train_rows = ["## Students", "",
+                  "| student | method | data | steps | rows seen | train s | trained tok/s | loss first -> last |",
+                  "|---|---|---|---|---|---|---|---|"]
     for n, c in plan.trn.items():
         m = read_manifest(c.out) or {}
         cnt = m.get("counts", {})
         train_rows.append(f"| {n} | {c.method} | {Path(c.data).name} | {cnt.get('steps')} | {cnt.get('examples_seen')} "
-                          f"| {cnt.get('train_seconds')} | {cnt.get('first_loss')} -> {cnt.get('final_loss')} |")
+                          f"| {cnt.get('train_seconds')} | {cnt.get('trained_tokens_per_second')} "
+                          f"| {cnt.get('first_loss')} -> {cnt.get('final_loss')} |")
     report = write_report(rows, root, plan.recipe.title, notes=notes, extra_sections=extra + train_rows + [""])
     summary = {"out": str(root), "report": str(report), "timings": timings, "checks": checks}
     atomic_write_json(root / "run.json", summary)

@@ -357,7 +357,8 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
         "examples_seen": seen_rows,
         "rows_seen": seen_rows,
         "train_seconds": round(train_seconds, 1),
-        "trained_tokens_per_second": round(trained_tokens * seen_rows / max(len(rows), 1) / max(train_seconds, 1e-9), 1),
+        "trained_tokens": trainer.trained_tokens,
+        "trained_tokens_per_second": round(trainer.trained_tokens / max(train_seconds, 1e-9), 1),
         "final_loss": round(losses[-1], 4) if losses else None,
         "first_loss": round(losses[0], 4) if losses else None,
         "params": n_params,
@@ -500,7 +501,11 @@ def _make_trainer(cfg: TrainConfig, model, tokenizer, rows: list[dict], out: Pat
     class _T(Trainer):
         """Hands the batch's extra fields (teacher inputs, weights) to the loss; nothing else changes."""
 
+        trained_tokens = 0  # loss-bearing tokens processed on this rank (for tokens/s)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.model.training:
+                self.trained_tokens += int((inputs["labels"][:, 1:] != IGNORE).sum())
             extras.clear()
             for k in ("weights", "topk_ids", "topk_logprobs"):
                 if k in inputs:
@@ -639,6 +644,7 @@ def _train_lorid(cfg: TrainConfig, model, tokenizer, rows: list[dict], out: Path
         trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         per[name] = {"rows": len(sub), "steps": trainer.state.global_step, "train_seconds": round(time.time() - t0, 1),
+                     "trained_tokens": trainer.trained_tokens,
                      "first_loss": round(losses[0], 4) if losses else None,
                      "final_loss": round(losses[-1], 4) if losses else None}
         if dist.is_main_process:
@@ -653,8 +659,11 @@ def _train_lorid(cfg: TrainConfig, model, tokenizer, rows: list[dict], out: Path
     atomic_write_json(out / "lorid.json", {"base": "base", "adapters": {n: f"adapters/{n}" for n in LORID_ADAPTERS},
                                            "default": LORID_ADAPTERS[0]})
     first = per.get(LORID_ADAPTERS[0], {})
+    secs = sum(v["train_seconds"] for v in per.values())
+    toks = sum(v["trained_tokens"] for v in per.values())
     counts.update({"adapters": per, "steps": sum(v["steps"] for v in per.values()),
-                   "train_seconds": round(sum(v["train_seconds"] for v in per.values()), 1),
+                   "train_seconds": round(secs, 1), "trained_tokens": toks,
+                   "trained_tokens_per_second": round(toks / max(secs, 1e-9), 1),
                    "first_loss": first.get("first_loss"), "final_loss": first.get("final_loss")})
     files = [f.name for f in out.iterdir() if f.is_file() and f.name != "manifest.json"]
     return write_manifest(out, "train", cfg, inputs, counts, outputs=sorted(files), started=started)
