@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="thinkling: distill chain-of-thought from a teacher into a small student that reasons with few tokens.\n\n"
          "Stages: generate -> curate -> train -> eval; `run` chains them from a recipe; `quickstart` runs the "
-         "whole pipeline offline on CPU in minutes.",
+         "whole pipeline offline on CPU in minutes; `serve` puts a student behind an OpenAI-compatible API.",
     rich_markup_mode=None,
 )
 
@@ -121,6 +121,30 @@ def eval_(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt
     from thinkling.evaluate.stage import evaluate as run_eval
 
     _guard(lambda: run_eval(load_config(EvalConfig, config, overrides or []), force=force, console=console))
+
+
+@app.command(epilog=_lazy_epilog("thinkling.serve.config", "ServeConfig"))
+def serve(
+    config: ConfigOpt = None, overrides: Overrides = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="TCP port (same as port=...)")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="interface to bind (default 127.0.0.1)")] = None,
+    reasoning_parser: Annotated[Optional[str], typer.Option(
+        "--reasoning-parser", help="'think': <think> part of chat replies as message.reasoning_content")] = None,
+) -> None:
+    """Serve a student (any HF causal LM, with LoRA adapters) behind an OpenAI-compatible HTTP API.
+
+    Endpoints /v1/models, /v1/chat/completions, /v1/completions (streaming, n, seed, stop, logprobs, a
+    thinking budget); concurrent requests are batched. See docs/serve.md.
+
+    Example: thinkling serve model=runs/x/student --port 8000 adapters=[a=runs/x/lorid/adapters/deep]
+    """
+    from thinkling.config import load_config
+    from thinkling.serve.config import ServeConfig
+    from thinkling.serve.server import serve as run_serve
+
+    extra = [f"{k}={v}" for k, v in (("port", port), ("host", host), ("reasoning_parser", reasoning_parser))
+             if v is not None]
+    _guard(lambda: run_serve(load_config(ServeConfig, config, (overrides or []) + extra), console=console))
 
 
 @app.command(epilog=_lazy_epilog("thinkling.pipeline", "Recipe"))
