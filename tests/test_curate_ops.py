@@ -321,3 +321,14 @@ def test_near_duplicate_traces_are_dropped_only_when_asked(tmp_path, captured):
     assert op_row(m, "dedup")["dropped"] == {"near_duplicate": 1}
     dropped = read_jsonl(tmp_path / "b" / "dropped.jsonl")
     assert [d["id"] for d in dropped] == ["planted-near"]
+
+
+def test_curate_reads_the_latest_record_of_each_key(tmp_path, captured):
+    """A re-run of generate with a larger max_tokens appends a new version of a truncated trace."""
+    traces = gen(tmp_path / "t", n=3, levels=(2,), style="concise", console=captured.console)
+    rows = read_jsonl(traces / "traces.jsonl", Trace)
+    old = rows[0].model_copy(update={"finish_reason": "length", "answer": "", "meta": {"max_tokens": 4}})
+    lines = [old] + rows  # the truncated version first, the complete one appended later with the same key
+    (traces / "traces.jsonl").write_text("".join(json.dumps(r.model_dump(mode="json")) + "\n" for r in lines))
+    m = cur(traces, tmp_path / "d", captured.console, ops=["verify"])
+    assert m["counts"]["input"] == 3 and op_row(m, "verify")["dropped"] == {}

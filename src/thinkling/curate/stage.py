@@ -25,7 +25,7 @@ from thinkling.artifacts import (
 from thinkling.config import StageConfig
 from thinkling.curate import ops as _ops  # noqa: F401  (registers the built-in ops)
 from thinkling.curate.ops import OPS, OpContext, get_op, op_names
-from thinkling.records import Example, Problem, Trace
+from thinkling.records import Example, Problem
 
 
 class _CurateBase(StageConfig):
@@ -61,8 +61,12 @@ def load_examples(traces_dir: Path) -> tuple[list[Example], dict[str, Problem]]:
     problems = {p.id: p for p in read_jsonl(traces_dir / "problems.jsonl", Problem)}
     if not problems:
         raise DataError(f"{traces_dir / 'problems.jsonl'}: no problems")
+    from thinkling.generate.stage import latest_traces
+
     examples = []
-    for tr in iter_jsonl(traces_dir / "traces.jsonl", Trace):
+    # the latest record of each key: a re-run with a larger max_tokens appends new versions of the
+    # traces that were truncated before
+    for tr in latest_traces(traces_dir / "traces.jsonl").values():
         p = problems.get(tr.problem_id)
         if p is None:  # a trace of a problem outside this run's problem set
             continue
@@ -70,6 +74,7 @@ def load_examples(traces_dir: Path) -> tuple[list[Example], dict[str, Problem]]:
             id=f"{tr.key}", problem_id=tr.problem_id, task=tr.task, level=tr.level, question=tr.question,
             reasoning=tr.reasoning, answer=tr.answer, gold=p.answer, source_key=tr.key,
             meta={"finish_reason": tr.finish_reason, "teacher": tr.teacher, "sample_index": tr.sample_index,
+                  "max_tokens": tr.meta.get("max_tokens"),
                   **({"sentences": tr.meta["sentences"]} if "sentences" in tr.meta else {}),
                   **({"knowledge": tr.meta["knowledge"]} if "knowledge" in tr.meta else {})},
         ))

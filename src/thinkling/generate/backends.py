@@ -4,16 +4,18 @@ A backend turns :class:`Request` objects into :class:`Reply` objects or exceptio
 recorded, never dropped). A request carries a *role*: ``solve`` (write a trace for the problem),
 or one of the curation roles ``judge`` (rate the problem's difficulty), ``rewrite`` (rewrite a trace
 to a length budget, DAP) and ``knowledge`` (write the knowledge a solution uses). Model backends
-(``hf`` here; OpenAI-compatible HTTP and vLLM plug in the same way) answer every role from the
+(``hf`` here, ``openai`` in :mod:`thinkling.generate.openai_backend`; vLLM plugs in the same way) answer every role from the
 rendered ``messages``; the oracle answers from the structured ``context`` instead, since it is a
 program, not a language model.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -28,20 +30,64 @@ class SamplingParams(StageConfig):
 
 
 class TeacherSpec(StageConfig):
-    backend: Literal["oracle", "reference", "hf"] = Field(
+    backend: Literal["oracle", "reference", "hf", "openai"] = Field(
         "oracle", description="teacher backend: oracle (synthetic tasks' solver), reference (a dataset's own "
-        "solutions), hf (a local transformers model, batched)")
+        "solutions), hf (a local transformers model, batched), openai (any OpenAI-compatible HTTP endpoint)")
     style: str = Field("long", description="oracle: trace style - long (R1-like), concise, none (answer only)")
-    model: str | None = Field(None, description="hf: model path or hub id (a chat model)")
+    model: str | None = Field(None, description="hf: model path or hub id (a chat model); openai: the served "
+                              "model name")
     batch_size: int = Field(32, ge=1, description="hf: prompts per generation batch")
-    name: str | None = Field(None, description="teacher id used in record keys (default: backend:style or hf:model)")
+    name: str | None = Field(None, description="teacher id used in record keys (default: backend:style, hf:model "
+                             "or openai:model)")
+    # --- openai: where and how (operational: may change between runs into the same directory)
+    base_url: str | None = Field(None, description="openai: endpoint base URL, with its /v1 "
+                                 "(e.g. http://127.0.0.1:8000/v1)")
+    api_key_env: str | None = Field(None, description="openai: name of the environment variable holding the API "
+                                    "key (unset: the endpoint needs no key; 'EMPTY' is sent)")
+    api: Literal["chat", "completions"] = Field(
+        "chat", description="openai: chat (/chat/completions with the messages; the server applies its chat "
+        "template) or completions (/completions with the message texts joined by blank lines; no template)")
+    concurrency: int = Field(16, ge=1, description="openai: requests in flight at once")
+    rpm: float = Field(0, ge=0, description="openai: requests per minute (token bucket; 0 = no limit)")
+    tpm: float = Field(0, ge=0, description="openai: tokens per minute (prompt estimate + max_tokens, corrected "
+                       "by the reported usage; 0 = no limit)")
+    max_retries: int = Field(6, ge=0, description="openai: retries per request on 429, 5xx, 408/409, timeouts "
+                             "and dropped connections")
+    timeout: float = Field(600.0, gt=0, description="openai: seconds per attempt before it counts as a timeout")
+    backoff_base: float = Field(1.0, ge=0, description="openai: backoff before retry k is uniform in "
+                                "[0, min(cap, base * 2^k)] (full jitter), unless the server sends Retry-After")
+    backoff_cap: float = Field(60.0, ge=0, description="openai: cap of the backoff, in seconds")
+    stream: bool = Field(False, description="openai: stream the reply (server-sent events, usage asked with "
+                         "stream_options.include_usage); the timeout then bounds each silence, not the whole reply")
+    token_limit_param: Literal["max_tokens", "max_completion_tokens"] = Field(
+        "max_tokens", description="openai: the request field that carries sampling.max_tokens (OpenAI's "
+        "reasoning models want max_completion_tokens)")
+    price_prompt_per_mtok: float = Field(0.0, ge=0, description="price per million prompt tokens (ledger cost)")
+    price_completion_per_mtok: float = Field(0.0, ge=0, description="price per million completion tokens")
+    # --- openai: what is asked (part of the teacher's identity)
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="openai: extra JSON fields sent with "
+                                       "every request (e.g. {top_k: 20} or {chat_template_kwargs: "
+                                       "{enable_thinking: true}})")
+
+    # fields that change how the teacher is reached, not what it writes: a run may change them and still
+    # append to the traces of an earlier run (see ``identity``)
+    OPERATIONAL: ClassVar[frozenset[str]] = frozenset({
+        "batch_size", "base_url", "api_key_env", "concurrency", "rpm", "tpm", "max_retries", "timeout",
+        "backoff_base", "backoff_cap", "stream", "token_limit_param", "price_prompt_per_mtok", "price_completion_per_mtok",
+    })
 
     def teacher_id(self) -> str:
         if self.name:
             return self.name
         if self.backend == "hf":
             return f"hf:{self.model}"
+        if self.backend == "openai":
+            return f"openai:{self.model}" + (":completions" if self.api == "completions" else "")
         return f"{self.backend}:{self.style}"
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the teacher's output: everything but the operational fields."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in self.OPERATIONAL}
 
 
 @dataclass
@@ -64,10 +110,70 @@ class Reply:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+RETRY_CAUSES = ("429", "5xx", "timeout", "connection")
+
+
+@dataclass
+class CallStats:
+    """What a backend did on the wire: attempts, and retries by cause (``RETRY_CAUSES``, or 408/409/bad_response)."""
+
+    attempts: int = 0
+    retries: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_CAUSES, 0))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def attempted(self) -> None:
+        with self._lock:
+            self.attempts += 1
+
+    def retried(self, cause: str) -> None:
+        with self._lock:
+            self.retries[cause] = self.retries.get(cause, 0) + 1
+
+    def snapshot(self) -> tuple[int, dict[str, int]]:
+        """(attempts, retries by cause), consistent even while another thread counts."""
+        with self._lock:
+            return self.attempts, dict(self.retries)
+
+
+class TeacherError(Exception):
+    """A request that failed for good: ``cause`` (e.g. 429, 5xx, timeout, connection, 4xx), ``status``
+    (HTTP status or None), ``attempts`` made, and the server's message."""
+
+    def __init__(self, message: str, cause: str, attempts: int = 1, status: int | None = None):
+        super().__init__(message)
+        self.cause = cause
+        self.attempts = attempts
+        self.status = status
+
+
 class Backend(ABC):
+    #: called with each Reply or exception as soon as it is known (a live progress bar); optional
+    progress: Callable[[Reply | Exception], None] | None = None
+
     @abstractmethod
     def generate(self, requests: list[Request], sampling: SamplingParams) -> list[Reply | Exception]:
         """One reply or exception per request, in order."""
+
+    def iter_generate(self, requests: list[Request], sampling: SamplingParams,
+                      batch: int) -> Iterator[list[tuple[Request, Reply | Exception]]]:
+        """(request, reply) pairs in batches of at most ``batch``, as they are done (any order).
+
+        The default calls :meth:`generate` chunk by chunk; a backend with requests in flight (``openai``)
+        overrides it to keep them in flight across batches, so a slow reply does not hold up the rest.
+        """
+        for s in range(0, len(requests), batch):
+            chunk = requests[s:s + batch]
+            replies = self.generate(chunk, sampling)
+            if self.progress is not None:
+                for rep in replies:
+                    self.progress(rep)
+            yield list(zip(chunk, replies, strict=True))
+
+    @property
+    def stats(self) -> CallStats:
+        if "_stats" not in self.__dict__:
+            self._stats = CallStats()
+        return self._stats
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -196,4 +302,8 @@ def build_backend(spec: TeacherSpec, task) -> Backend:
         return ReferenceBackend(task)
     if spec.backend == "hf":
         return HFBackend(spec)
+    if spec.backend == "openai":
+        from thinkling.generate.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(spec)
     raise KeyError(f"unknown backend {spec.backend!r}")  # pragma: no cover - Literal guards it

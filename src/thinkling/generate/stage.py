@@ -1,15 +1,25 @@
 """The generate stage: problems of a task -> teacher traces, append-only and keyed.
 
-Every teacher call is keyed by a hash of (teacher, rendered prompt, sampling params, sample index).
-Finished keys are skipped on a re-run, so a run killed at any point (even ``kill -9``) is completed
-by running it again: nothing lost, nothing duplicated. Failures go to ``failed.jsonl`` with the
-error and are retried by the next run.
+Every teacher call is keyed by a hash of (teacher, rendered prompt, sampling params but the token
+cap, sample index). Finished keys are skipped on a re-run, so a run killed at any point (even
+``kill -9``) is completed by running it again: nothing lost, nothing duplicated. Failures go to
+``failed.jsonl`` with the error and are retried by the next run.
+
+``max_tokens`` is not part of the key: each trace stores the cap it was produced with
+(``meta.max_tokens``). A re-run with a larger cap re-requests only the traces that stopped at a
+smaller one (``finish_reason == "length"``) and appends their new version under the same key;
+readers take the last record of each key (:func:`latest_traces`).
+
+``ledger.json`` accounts for every run into the directory (requests, retries by cause, failures,
+tokens, cost) and their totals; it is rewritten at every flush, so a killed run keeps its entry.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -18,13 +28,14 @@ from thinkling.artifacts import (
     write_jsonl, write_manifest,
 )
 from thinkling.config import StageConfig
-from thinkling.generate.backends import Request, SamplingParams, TeacherSpec, build_backend
+from thinkling.generate.backends import Reply, Request, SamplingParams, TeacherSpec, build_backend
 from thinkling.records import Failure, Trace, Usage
 from thinkling.tasks.spec import TaskSpec
 
 TRACES = "traces.jsonl"
 FAILED = "failed.jsonl"
 PROBLEMS = "problems.jsonl"
+LEDGER = "ledger.json"
 
 
 class GenerateConfig(StageConfig):
@@ -33,110 +44,302 @@ class GenerateConfig(StageConfig):
     teacher: TeacherSpec = Field(default_factory=TeacherSpec)
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     samples: int = Field(1, ge=1, description="samples per problem")
-    chunk_size: int = Field(256, ge=1, description="requests per backend call; output is flushed after each")
+    chunk_size: int = Field(256, ge=1, description="replies per flush to traces.jsonl (and per call of a batch "
+                            "backend); the openai backend keeps teacher.concurrency requests in flight across "
+                            "flushes and flushes at least every 2 s")
+
+
+def sampling_identity(sampling: SamplingParams) -> dict[str, Any]:
+    """The sampling params that decide what a teacher writes; the token cap is stored per trace instead."""
+    d = sampling.model_dump(mode="json")
+    d.pop("max_tokens", None)
+    return d
 
 
 def request_key(teacher: str, messages: list[dict], sampling: SamplingParams, index: int) -> str:
+    """Key of one teacher call: (teacher, rendered prompt, sampling params but max_tokens, sample index)."""
+    return stable_hash({"teacher": teacher, "prompt": messages, "sampling": sampling_identity(sampling),
+                        "index": index})
+
+
+def legacy_request_key(teacher: str, messages: list[dict], sampling: SamplingParams, index: int) -> str:
+    """The key of traces written before ``max_tokens`` left the key (records without ``meta.max_tokens``)."""
     return stable_hash({"teacher": teacher, "prompt": messages, "sampling": sampling.model_dump(), "index": index})
 
 
-def _done_keys(path: Path) -> set[str]:
+def latest_traces(path: str | Path) -> dict[str, Trace]:
+    """The traces of a ``traces.jsonl``, the last record of each key winning (keys in first-seen order).
+
+    A key has more than one record when a re-run with a larger ``max_tokens`` re-requested a
+    truncated trace: the later record supersedes the earlier one. Readers of raw traces use this.
+    """
+    out: dict[str, Trace] = {}
+    for t in iter_jsonl(path, Trace):
+        out[t.key] = t
+    return out
+
+
+def _scan(path: Path) -> tuple[dict[str, tuple[str, int | None]], int]:
+    """key -> (finish_reason, max_tokens) of the latest record per key, and the number of lines."""
+    state: dict[str, tuple[str, int | None]] = {}
+    lines = 0
     if not path.exists():
-        return set()
-    return {r["key"] for r in iter_jsonl(path)}
+        return state, 0
+    for r in iter_jsonl(path):
+        lines += 1
+        state[r["key"]] = (r.get("finish_reason", "stop"), (r.get("meta") or {}).get("max_tokens"))
+    return state, lines
 
 
-def _check_same_teacher(out: Path, cfg: GenerateConfig) -> None:
-    """Refuse to mix traces of different teachers or sampling params in one directory."""
+def _check_same_teacher(out: Path, cfg: GenerateConfig) -> bool:
+    """Refuse to mix traces of different teachers or sampling params in one directory.
+
+    The teacher's endpoint, limits, retries and prices and ``sampling.max_tokens`` may change between
+    runs. Returns True for a directory written with the legacy keys (``max_tokens`` in the key), which
+    is continued with those keys and the same ``max_tokens``.
+    """
+    from pydantic import ValidationError
+
     prev = out / "config.json"
     if not prev.exists():
-        return
-    import json
-
+        return False
     old = json.loads(prev.read_text())
-    new = cfg.model_dump(mode="json")
+    try:
+        old_sampling = SamplingParams.model_validate(old.get("sampling") or {})
+        old_id = {"teacher": TeacherSpec.model_validate(old.get("teacher") or {}).identity(),
+                  "sampling": sampling_identity(old_sampling)}
+    except ValidationError as e:
+        raise ValueError(f"{prev}: the config of the traces already in {out} cannot be read by this thinkling "
+                         f"({e.errors()[0]['msg']}); write to a new --out directory") from None
+    new_id = {"teacher": cfg.teacher.identity(), "sampling": sampling_identity(cfg.sampling)}
     for key in ("teacher", "sampling"):
-        if old.get(key) != new[key]:
+        a, b = old_id[key], new_id[key]
+        if a != b:
+            diff = ", ".join(f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+                             if a.get(k) != b.get(k))
             raise ValueError(
-                f"{out} holds traces generated with a different '{key}' ({old.get(key)} vs {new[key]}); "
-                "write to a new --out directory (raw traces are never rewritten)"
+                f"{out} holds traces generated with a different '{key}' ({diff}); write to a new --out directory "
+                "(raw traces are never rewritten; only sampling.max_tokens and how the teacher is reached - "
+                "endpoint, limits, retries, prices - may change between runs into one directory)"
             )
+    traces = out / TRACES
+    if not (traces.exists() and traces.stat().st_size):
+        return False
+    with open(traces, encoding="utf-8") as f:
+        first = f.readline()
+    try:
+        legacy = "max_tokens" not in (json.loads(first).get("meta") or {})
+    except (json.JSONDecodeError, AttributeError):
+        return False  # AppendLog / iter_jsonl report a broken file, naming its line
+    if legacy and old_sampling.max_tokens != cfg.sampling.max_tokens:
+        raise ValueError(
+            f"{traces} was written by an older thinkling whose keys include sampling.max_tokens: keep "
+            f"sampling.max_tokens={old_sampling.max_tokens} to continue it, or write to a new --out directory "
+            "(where raising max_tokens later re-requests only the truncated traces)")
+    return legacy
+
+
+# ----------------------------------------------------------------------------- the ledger
+
+
+COUNTERS = ("requests", "ok", "failed", "rerequested_length", "attempts", "prompt_tokens", "completion_tokens",
+            "usage_missing")
+
+
+class Ledger:
+    """``ledger.json``: one entry per run into the directory (a killed run's entry stays, marked
+    ``interrupted``) and their totals. Saved atomically at the start and at every flush."""
+
+    def __init__(self, path: Path, cfg: GenerateConfig, teacher: str):
+        self.path = path
+        self.prices = {"prompt_per_mtok": cfg.teacher.price_prompt_per_mtok,
+                       "completion_per_mtok": cfg.teacher.price_completion_per_mtok}
+        runs: list[dict[str, Any]] = []
+        if path.exists():
+            try:
+                runs = json.loads(path.read_text()).get("runs", [])
+            except (json.JSONDecodeError, AttributeError):
+                path.rename(path.with_suffix(f".unreadable-{int(time.time())}.json"))  # kept, never silently lost
+        for r in runs:
+            if r.get("status") == "running":
+                r["status"] = "interrupted"
+        self.t0 = time.time()
+        self.entry: dict[str, Any] = {
+            "run": len(runs) + 1, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
+            "teacher": teacher, "endpoint": cfg.teacher.base_url, "max_tokens": cfg.sampling.max_tokens,
+            **dict.fromkeys(COUNTERS, 0), "retries": {}, "failures_by_cause": {}, "cost": 0.0, "seconds": 0.0,
+        }
+        self.runs = runs + [self.entry]
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prices["prompt_per_mtok"]
+                + completion_tokens * self.prices["completion_per_mtok"]) / 1e6
+
+    def add(self, rep: Reply | Exception) -> None:
+        e = self.entry
+        e["requests"] += 1
+        if isinstance(rep, Exception):
+            e["failed"] += 1
+            cause = getattr(rep, "cause", "error")
+            e["failures_by_cause"][cause] = e["failures_by_cause"].get(cause, 0) + 1
+            return
+        e["ok"] += 1
+        e["prompt_tokens"] += rep.prompt_tokens
+        e["completion_tokens"] += rep.completion_tokens
+        e["usage_missing"] += bool(rep.meta.get("usage_missing"))
+        e["cost"] += self.cost(rep.prompt_tokens, rep.completion_tokens)
+
+    def save(self, stats, status: str = "running") -> None:
+        e = self.entry
+        attempts, retries = stats.snapshot()
+        e["attempts"] = attempts or e["requests"]  # programmatic backends make one attempt per request
+        e["retries"] = retries
+        e["status"] = status
+        e["seconds"] = round(time.time() - self.t0, 2)
+        e["cost"] = round(e["cost"], 6)
+        totals: dict[str, Any] = {**dict.fromkeys(COUNTERS, 0), "retries": {}, "failures_by_cause": {},
+                                  "cost": 0.0, "seconds": 0.0, "runs": len(self.runs)}
+        for r in self.runs:
+            for k in (*COUNTERS, "cost", "seconds"):
+                totals[k] += r.get(k, 0)
+            for k in ("retries", "failures_by_cause"):
+                for c, n in (r.get(k) or {}).items():
+                    totals[k][c] = totals[k].get(c, 0) + n
+        totals["cost"] = round(totals["cost"], 6)
+        totals["seconds"] = round(totals["seconds"], 2)
+        atomic_write_json(self.path, {"prices": self.prices, "totals": totals, "runs": self.runs})
+
+
+# ----------------------------------------------------------------------------- the stage
 
 
 def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = console or Console(stderr=True)
     out = Path(cfg.out)
     if not force and is_complete(out, "generate", cfg, {}):
-        console.print(f"[green]generate[/]: {out} is complete for this config; skipping")
-        return read_manifest(out)  # type: ignore[return-value]
+        m = read_manifest(out)
+        if not m["counts"].get("failed"):  # type: ignore[index]
+            console.print(f"[green]generate[/]: {out} is complete for this config; skipping")
+            return m  # type: ignore[return-value]
+        console.print(f"[yellow]generate[/]: {out} has {m['counts']['failed']} failed requests; retrying them")  # type: ignore[index]
     started = time.time()
-    _check_same_teacher(out, cfg)
-    invalidate(out)
-    out.mkdir(parents=True, exist_ok=True)
+    legacy = _check_same_teacher(out, cfg)
+    key_of = legacy_request_key if legacy else request_key
     task = cfg.task.build()
     problems = cfg.task.problems()
+    backend = build_backend(cfg.teacher, task)  # before touching the dir: a bad teacher config changes nothing
+    invalidate(out)
+    out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / PROBLEMS, problems)
     atomic_write_json(out / "config.json", cfg.model_dump(mode="json"))
-    backend = build_backend(cfg.teacher, task)
     teacher = cfg.teacher.teacher_id()
+    cap = cfg.sampling.max_tokens
 
     log = AppendLog(out / TRACES)
     if log.repaired_bytes:
         console.print(f"[yellow]generate[/]: cut a partial last line ({log.repaired_bytes} bytes) left by a crash")
-    done = _done_keys(out / TRACES)
+    done, _ = _scan(out / TRACES)
     todo: list[Request] = []
     wanted: set[str] = set()
-    duplicates = 0
+    duplicates = rerequest = 0
     for p in problems:
         msgs = task.messages(p)
         for i in range(cfg.samples):
-            key = request_key(teacher, msgs, cfg.sampling, i)
+            key = key_of(teacher, msgs, cfg.sampling, i)
             if key in wanted:  # the same prompt twice in the problem set: one request, one trace
                 duplicates += 1
                 continue
             wanted.add(key)
             if key not in done:
                 todo.append(Request(key, p, msgs, i))
+                continue
+            finish, old_cap = done[key]
+            if finish == "length" and old_cap is not None and old_cap < cap:  # truncated under a smaller cap
+                todo.append(Request(key, p, msgs, i))
+                rerequest += 1
     total = len(wanted)
     console.print(f"[bold]generate[/] {teacher} on {cfg.task.name}/{cfg.task.split}: "
-                  f"{total} requests, {total - len(todo)} already done, {len(todo)} to do")
+                  f"{total} requests, {total - len(todo)} already done, {len(todo)} to do"
+                  + (f" ({rerequest} truncated under a smaller max_tokens, re-requested with {cap})" if rerequest else ""))
+    ledger = Ledger(out / LEDGER, cfg, teacher)
+    ledger.entry["rerequested_length"] = rerequest
+    ledger.save(backend.stats)  # a run killed at any point leaves its entry
     failures: list[Failure] = []
     n_ok = 0
-    completion_tokens = 0
-    with Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                  TimeRemainingColumn(), console=console, transient=False) as bar:
-        job = bar.add_task("gen", total=total, completed=total - len(todo), rate="")
-        t0 = time.time()
-        for s in range(0, len(todo), cfg.chunk_size):
-            chunk = todo[s:s + cfg.chunk_size]
-            replies = backend.generate(chunk, cfg.sampling)
-            good = []
-            for req, rep in zip(chunk, replies):
-                if isinstance(rep, Exception):
-                    failures.append(Failure(key=req.key, problem_id=req.problem.id, sample_index=req.sample_index,
-                                            error=f"{type(rep).__name__}: {rep}"))
-                    continue
-                good.append(Trace(
-                    key=req.key, problem_id=req.problem.id, task=req.problem.task, level=req.problem.level,
-                    teacher=teacher, sample_index=req.sample_index, question=req.problem.question,
-                    prompt=req.messages, reasoning=rep.reasoning, answer=rep.answer,
-                    finish_reason=rep.finish_reason,
-                    usage=Usage(prompt_tokens=rep.prompt_tokens, completion_tokens=rep.completion_tokens),
-                    meta=rep.meta,
-                ))
-                completion_tokens += rep.completion_tokens
-            log.append(good)
-            n_ok += len(good)
-            rate = n_ok / max(time.time() - t0, 1e-9)
-            bar.update(job, advance=len(chunk), rate=f"{rate:,.0f} traces/s")
-    log.close()
-    backend.close()
+    try:
+        with Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                      TimeRemainingColumn(), console=console, transient=False) as bar:
+            job = bar.add_task("gen", total=total, completed=total - len(todo), info="")
+            t0 = time.time()
+            live = {"n": 0, "tokens": 0, "cost": 0.0}
+
+            def on_reply(rep: Reply | Exception) -> None:  # per reply, as soon as the backend has it
+                live["n"] += 1
+                if not isinstance(rep, Exception):
+                    live["tokens"] += rep.prompt_tokens + rep.completion_tokens
+                    live["cost"] += ledger.cost(rep.prompt_tokens, rep.completion_tokens)
+                dt = max(time.time() - t0, 1e-9)
+                bar.update(job, advance=1, info=f"{live['n'] / dt:,.1f} req/s  {live['tokens'] / dt:,.0f} tok/s  "
+                                                f"{live['tokens']:,} tok  ${live['cost']:.4f}")
+
+            backend.progress = on_reply
+            for batch in backend.iter_generate(todo, cfg.sampling, cfg.chunk_size):
+                good = []
+                for req, rep in batch:
+                    ledger.add(rep)
+                    if isinstance(rep, Exception):
+                        failures.append(Failure(key=req.key, problem_id=req.problem.id,
+                                                sample_index=req.sample_index,
+                                                error=f"{type(rep).__name__}: {rep}",
+                                                attempts=getattr(rep, "attempts", 1)))
+                        continue
+                    good.append(Trace(
+                        key=req.key, problem_id=req.problem.id, task=req.problem.task, level=req.problem.level,
+                        teacher=teacher, sample_index=req.sample_index, question=req.problem.question,
+                        prompt=req.messages, reasoning=rep.reasoning, answer=rep.answer,
+                        finish_reason=rep.finish_reason,
+                        usage=Usage(prompt_tokens=rep.prompt_tokens, completion_tokens=rep.completion_tokens),
+                        meta={**rep.meta, "max_tokens": cap},
+                    ))
+                ledger.save(backend.stats)  # before the traces: a kill in between over-counts, never hides, a cost
+                log.append(good)
+                n_ok += len(good)
+    except BaseException:
+        ledger.save(backend.stats, status="interrupted")
+        raise
+    finally:
+        log.close()
+        backend.close()
     # failed.jsonl holds what still fails after this run (a re-run retries it)
     write_jsonl(out / FAILED, failures)
-    n_traces = sum(1 for r in iter_jsonl(out / TRACES) if r["key"] in wanted)
+    if failures and not n_ok:
+        ledger.save(backend.stats, status="failed")
+        causes = ", ".join(f"{c}: {n}" for c, n in sorted(ledger.entry["failures_by_cause"].items()))
+        raise RuntimeError(
+            f"generate: all {len(failures)} requests of this run failed ({causes}); first error: {failures[0].error}\n"
+            f"They are listed in {out / FAILED}; nothing already generated is lost - run the same command again "
+            "to retry them.")
+    ledger.save(backend.stats, status="finished")
+    latest, lines = _scan(out / TRACES)
+    n_traces = sum(1 for k in latest if k in wanted)
+    e = ledger.entry
+    if failures:
+        causes = ", ".join(f"{c}: {n}" for c, n in sorted(e["failures_by_cause"].items()))
+        console.print(f"[yellow]generate[/]: {len(failures)} requests failed ({causes}); listed in "
+                      f"{escape(str(out / FAILED))}; run again to retry them. First: {escape(failures[0].error)}")
+    retries = sum(e["retries"].values())
+    console.print(f"[bold]generate[/]: {n_ok} new traces, {len(failures)} failed, {retries} retries "
+                  f"({', '.join(f'{c}: {n}' for c, n in e['retries'].items() if n) or 'none'}), "
+                  f"{e['prompt_tokens']:,} prompt + {e['completion_tokens']:,} completion tokens, ${e['cost']:.4f}")
     counts = {"problems": len(problems), "requested": total, "duplicate_prompts": duplicates, "traces": n_traces,
-              "new_this_run": n_ok, "failed": len(failures), "completion_tokens_this_run": completion_tokens}
-    return write_manifest(out, "generate", cfg, {}, counts, started=started)
+              "new_this_run": n_ok, "rerequested_length": rerequest, "superseded_records": lines - len(latest),
+              "failed": len(failures), "retries_this_run": retries,
+              "prompt_tokens_this_run": e["prompt_tokens"], "completion_tokens_this_run": e["completion_tokens"],
+              "cost_this_run": e["cost"]}
+    # the data files only: the ledger and config.json change with every run (timings, the endpoint), and a
+    # downstream stage must not re-run because of them
+    return write_manifest(out, "generate", cfg, {}, counts, outputs=[PROBLEMS, TRACES, FAILED], started=started)
