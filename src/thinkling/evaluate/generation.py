@@ -61,8 +61,7 @@ def generate_batched(
             if eos in toks:
                 toks = toks[: toks.index(eos) + 1]
                 truncated = False
-            else:
-                toks = [t for t in toks if t != pad]
+            else:  # never ended its turn: every position is a generated token (fill pads follow an end only)
                 truncated = True
             text = reply_prefix + tokenizer.decode(toks, skip_special_tokens=True)
             results[i] = Completion(text=text, n_tokens=len(toks), truncated=truncated, seconds=dt / len(idx))
