@@ -34,17 +34,9 @@ VLLM_PYTHON = os.environ.get("THINKLING_VLLM_PYTHON", "")
 
 
 def build_model(out: Path) -> Path:
-    from thinkling.models.tiny import TinySpec, build_tiny
-    from thinkling.tasks import format_assistant, get_task
+    from thinkling.models.tiny import TinySpec, build_tiny, oracle_texts
 
-    task = get_task("arithmetic")
-    texts = []
-    for p in task.problems("train", n=100):
-        texts.append(p.question)
-        for style in ("long", "concise"):
-            tr = task.oracle(p, style)
-            texts.append(format_assistant(tr.reasoning, tr.answer))
-    return build_tiny(out, texts, TinySpec(), seed=0)
+    return build_tiny(out, oracle_texts("arithmetic", n=100), TinySpec(), seed=0)
 
 
 def make_requests(n: int):

@@ -25,18 +25,9 @@ from pathlib import Path
 
 
 def build_model(out: Path) -> Path:
-    from thinkling.models.tiny import TinySpec, build_tiny
-    from thinkling.tasks import format_assistant, get_task
+    from thinkling.models.tiny import TinySpec, build_tiny, oracle_texts
 
-    task = get_task("arithmetic")
-    texts = []
-    for p in task.problems("train", n=200):
-        texts.append(p.question)
-        for style in ("long", "concise"):
-            tr = task.oracle(p, style)
-            texts.append(format_assistant(tr.reasoning, tr.answer))
-    build_tiny(out, texts, TinySpec(), seed=0)
-    return out
+    build_tiny(out, oracle_texts("arithmetic", n=200), TinySpec(), seed=0)
 
 
 def main() -> None:

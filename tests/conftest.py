@@ -49,16 +49,9 @@ def gsm8k_dir(shared_data: Path) -> Path:
 
 def arithmetic_texts(n: int = 40) -> list[str]:
     """Questions and oracle traces of all three styles, as the training text of the tokenizer."""
-    from thinkling.tasks import format_assistant, get_task
+    from thinkling.models.tiny import oracle_texts
 
-    task = get_task("arithmetic")
-    texts: list[str] = []
-    for p in task.problems("train", n=n):
-        texts.append(p.question)
-        for style in ("long", "concise", "none"):
-            tr = task.oracle(p, style)
-            texts.append(format_assistant(tr.reasoning, tr.answer))
-    return texts
+    return oracle_texts("arithmetic", n=n, styles=("long", "concise", "none"))
 
 
 @pytest.fixture(scope="session")
