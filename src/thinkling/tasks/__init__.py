@@ -13,6 +13,7 @@ from thinkling.tasks.base import (
 from thinkling.tasks import arithmetic as _arithmetic  # noqa: F401  (registers)
 from thinkling.tasks import gsm8k as _gsm8k  # noqa: F401
 from thinkling.tasks import math as _math  # noqa: F401
+from thinkling.tasks import logic as _logic  # noqa: F401
 from thinkling.tasks import rules as _rules  # noqa: F401
 
 __all__ = [

@@ -10,7 +10,7 @@ from thinkling.config import StageConfig
 
 
 class TaskSpec(StageConfig):
-    name: str = Field("arithmetic", description="task name (registry): arithmetic, rules, gsm8k, math500, math")
+    name: str = Field("arithmetic", description="task name (registry): arithmetic, rules, gsm8k, math500, math, proofwriter, prontoqa, folio, logical_deduction, knights_and_knaves, arc_challenge, arc_easy")
     options: dict[str, Any] = Field(default_factory=dict, description="task constructor options (e.g. data_dir for gsm8k)")
     split: str = Field("train", description="split to draw problems from")
     n: int | None = Field(None, ge=1, description="problems per level (synthetic) or in total (file tasks); None = default/all")

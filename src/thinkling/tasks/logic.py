@@ -1,0 +1,448 @@
+"""Logic and multiple-choice benchmarks from files under ``../shared/data`` (see each folder's README).
+
+Registered tasks (source files only, no hub):
+
+========================  =====================================  =========  ==================  ==============
+task                      splits (file)                          type       gold                levels
+========================  =====================================  =========  ==================  ==============
+``proofwriter``           train / dev / test                     label      True/False/Unknown  (1,)
+``prontoqa``              dev; ``test`` -> dev.jsonl             label      True/False          (1,)
+``folio``                 train; validation (``test`` -> it)     label      True/False/Unknown  (1,)
+``logical_deduction``     train / dev                            choice     letter A-G          3, 5, 7
+``knights_and_knaves``    train / test ({N}ppl_{split}.jsonl)    assignment "A: knight, ..."    3..7 (people)
+``arc_challenge``         test (ARC-Challenge_test.jsonl)        choice     letter A-E          (1,)
+``arc_easy``              test (ARC-Easy_test.jsonl)             choice     letter A-E          (1,)
+========================  =====================================  =========  ==================  ==============
+
+Gold: ProofWriter/PrOntoQA letters are mapped to their option's label (``A) True`` -> ``True``);
+FOLIO's ``Uncertain`` (validation) is normalised to ``Unknown`` (train's word). ARC's ``answerN`` is the
+N-th option (1-based), shown to the model as the N-th letter (``answer3`` -> ``C``; the index is kept in
+``meta["option_index"]``). Knights and knaves: ``solution`` (true = knight) in ``names`` order, as the
+canonical ``"Alice: knight, Bob: knave"``. Gold that cannot be parsed is None (never credited); a
+missing or mistyped field is a :class:`DataError` naming ``file:line``.
+
+ProofWriter records carry no per-question depth (the whole subset is depth-5, ``...-D5-...`` ids), so
+its only level is 1.
+
+Extraction (the final answer text; ``Task.score`` has already removed the reasoning) never guesses:
+
+* a ``\\boxed{...}`` answer that parses wins;
+* otherwise every explicit answer mention is found (label words ``True``/``False``/``Unknown``/
+  ``Uncertain`` for label tasks; for letters: ``answer is (B)``, ``Answer: B``, ``option B``, ``(B)``,
+  ``B)``, ``answer3`` (ARC), or a text that is only the letter) and the LAST one is the answer. So a
+  text naming two different labels counts as its last one ("not A but B" -> B; "True ... so False" ->
+  False). No mention -> None. Label tasks also accept the option letters they show (A/B/C);
+* knights and knaves: every ``"X is a knight"`` / ``"X is a knave"`` / ``"X is not a knight"`` /
+  ``"X: knave"`` statement (X capitalised); the last statement about a person counts. ``verify`` credits
+  the prediction when every person of the gold assignment is named with the right role (names the gold
+  does not mention, e.g. a stray "He is a knight", are ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+from thinkling.artifacts import DataError
+from thinkling.records import Problem
+from thinkling.tasks.base import Task, register_task
+from thinkling.tasks.gsm8k import last_boxed
+
+SHARED = "../shared/data"
+LETTERS = "ABCDEFG"
+LABELS = ("True", "False", "Unknown")
+
+_LABEL_WORD = re.compile(r"\b(true|false|unknown|uncertain)\b", re.IGNORECASE)
+
+
+def _letter_patterns(letters: str) -> list[re.Pattern]:
+    L = f"[{letters}]"
+    return [
+        re.compile(rf"(?i:answer|option|choice)\s*(?:is|:|=)?\s*(?:(?i:option)\s*)?[(\[*]*({L})(?![\w])"),
+        re.compile(rf"\(({L})\)"),
+        re.compile(rf"(?<![\w(\[])({L})\)"),
+        re.compile(rf"^\W*({L})\W*$"),
+    ]
+
+
+def _read_rows(path: Path, task: str) -> list[tuple[dict, str]]:
+    """(row, "file:line") pairs of a JSONL file; bad JSON or non-objects name the line."""
+    if not path.exists():
+        raise DataError(f"{task}: {path} not found (set task.options.data_dir or the env override)")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(r, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(r).__name__}")
+            rows.append((r, f"{path}:{lineno}"))
+    return rows
+
+
+def _field(row: dict, name: str, where: str, kind: type = str):
+    v = row.get(name)
+    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
+        raise DataError(f"{where}: missing or non-{kind.__name__} field '{name}'")
+    return v
+
+
+def _str_list(row: dict, name: str, where: str) -> list[str]:
+    v = _field(row, name, where, list)
+    if not all(isinstance(x, str) for x in v):
+        raise DataError(f"{where}: field '{name}' must be a list of strings")
+    return v
+
+
+def _options(row: dict, where: str) -> list[tuple[str, str]]:
+    """``["A) True", ...]`` -> [("A", "True"), ...]; an option without its letter is a DataError."""
+    out = []
+    for o in _str_list(row, "options", where):
+        m = re.match(r"\s*([A-G])\)\s*(.*)", o, re.DOTALL)
+        if not m:
+            raise DataError(f"{where}: option {o!r} does not start with a letter and ')'")
+        out.append((m.group(1), m.group(2).strip()))
+    return out
+
+
+class _FileTask(Task):
+    """Shared: data_dir option + env override, split -> file mapping, seeded sampling."""
+
+    folder = ""
+    env_var = ""
+    split_files: dict[str, str] = {}
+    split_note = ""
+
+    def __init__(self, data_dir: str | None = None):
+        self.data_dir = Path(data_dir or os.environ.get(self.env_var, f"{SHARED}/{self.folder}"))
+
+    def _file_split(self, split: str) -> str:
+        if split not in self.split_files:
+            valid = ", ".join(map(repr, self.split_files))
+            raise ValueError(f"{self.name}: there is no split {split!r}; valid splits: {valid}"
+                             + (f" ({self.split_note})" if self.split_note else ""))
+        return self.split_files[split]
+
+    def _problem(self, row: dict, index: int, split: str, file_split: str, where: str) -> Problem:
+        raise NotImplementedError
+
+    def _load(self, split: str, levels: list[int] | None) -> list[Problem]:
+        fs = self._file_split(split)
+        rows = _read_rows(self.data_dir / f"{fs}.jsonl", self.name)
+        return [self._problem(r, i, split, fs, where) for i, (r, where) in enumerate(rows)]
+
+    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
+                 seed: int = 0) -> list[Problem]:
+        """All problems of ``split`` (file order), filtered by level; with ``n``, a seeded sample of
+        ``n`` of them, kept in file order."""
+        out = self._load(split, levels)
+        if levels:
+            out = [p for p in out if p.level in levels]
+        if n is not None and n < len(out):
+            keep = sorted(random.Random(f"{self.name}/{split}/{seed}").sample(range(len(out)), n))
+            out = [out[i] for i in keep]
+        return out
+
+
+# ----------------------------------------------------------------------------- extraction
+
+
+def _last_choice(text: str, patterns: list[re.Pattern], to_answer) -> str | None:
+    best: tuple[int, str] | None = None
+    for pat in patterns:
+        for m in pat.finditer(text):
+            a = to_answer(m)
+            if a is not None and (best is None or m.start(1) >= best[0]):
+                best = (m.start(1), a)
+    return best[1] if best else None
+
+
+class _LabelTask(_FileTask):
+    answer_type = "label"
+    labels: tuple[str, ...] = LABELS
+    letters = "ABC"
+    instruction = "Answer with True, False or Unknown."
+
+    def _scan(self, text: str) -> str | None:
+        letter_to_label = dict(zip(self.letters, self.labels))
+
+        def to_answer(m: re.Match) -> str | None:
+            s = m.group(1)
+            if s in letter_to_label:
+                return letter_to_label[s]
+            s = s.lower()
+            return {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}.get(s)
+
+        return _last_choice(text, [_LABEL_WORD, *_letter_patterns(self.letters)], to_answer)
+
+    def extract_answer(self, text: str) -> str | None:
+        boxed = last_boxed(text)
+        if boxed:
+            got = self._scan(boxed)
+            if got is not None:
+                return got
+        return self._scan(text)
+
+    def _render(self, context: str, question: str, options: list[tuple[str, str]]) -> str:
+        opts = "\n".join(f"{k}) {v}" for k, v in options)
+        return f"{context.strip()}\n\n{question.strip()}\nOptions:\n{opts}\n\n{self.instruction}"
+
+    def _lettered_problem(self, row, index, split, file_split, where) -> Problem:
+        context = _field(row, "context", where)
+        question = _field(row, "question", where)
+        options = _options(row, where)
+        letter = _field(row, "answer", where)
+        by_letter = dict(options)
+        label = by_letter.get(letter.strip())
+        gold = label if label in self.labels else None
+        meta = {"source_id": row.get("id"), "letter": letter}
+        if isinstance(row.get("explanation"), list):
+            meta["explanation"] = row["explanation"]
+        return Problem(id=f"{self.name}/{file_split}/{index}", task=self.name, split=split, level=1,
+                       question=self._render(context, question, options), answer=gold, meta=meta)
+
+
+@register_task("proofwriter")
+class ProofWriterTask(_LabelTask):
+    folder = "proofwriter"
+    env_var = "THINKLING_PROOFWRITER_DIR"
+    split_files = {"train": "train", "dev": "dev", "test": "test"}
+
+    def _problem(self, row, index, split, file_split, where):
+        return self._lettered_problem(row, index, split, file_split, where)
+
+
+@register_task("prontoqa")
+class ProntoQATask(_LabelTask):
+    """Only ``dev.jsonl`` exists (Logic-LM's PrOntoQA test set); split ``test`` reads it too."""
+
+    folder = "prontoqa"
+    env_var = "THINKLING_PRONTOQA_DIR"
+    labels = ("True", "False")
+    letters = "AB"
+    instruction = "Answer with True or False."
+    split_files = {"dev": "dev", "test": "dev"}
+    split_note = "'test' maps to dev.jsonl, the only file, which is used as the test set"
+
+    def _problem(self, row, index, split, file_split, where):
+        return self._lettered_problem(row, index, split, file_split, where)
+
+
+@register_task("folio")
+class FolioTask(_LabelTask):
+    """FOLIO v0.0; the validation file is the de facto test set, so ``test`` maps to it."""
+
+    folder = "folio"
+    env_var = "THINKLING_FOLIO_DIR"
+    split_files = {"train": "folio-train", "validation": "folio-validation", "test": "folio-validation"}
+    split_note = "'test' maps to folio-validation.jsonl; the official test set is unreleased"
+    letters = ""
+
+    def _render_folio(self, premises: list[str], conclusion: str) -> str:
+        prem = "\n".join(f"- {p.strip()}" for p in premises)
+        return (f"Premises:\n{prem}\n\nConclusion: {conclusion.strip()}\n\n"
+                f"Based only on the premises, is the conclusion true, false, or unknown (it cannot be "
+                f"determined)? {self.instruction}")
+
+    def _problem(self, row, index, split, file_split, where):
+        premises = _str_list(row, "premises", where)
+        conclusion = _field(row, "conclusion", where)
+        raw = _field(row, "label", where)
+        gold = {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}.get(
+            raw.strip().lower())
+        meta = {"story_id": row.get("story_id"), "example_id": row.get("example_id"), "label": raw}
+        return Problem(id=f"{self.name}/{file_split}/{index}", task=self.name, split=split, level=1,
+                       question=self._render_folio(premises, conclusion), answer=gold, meta=meta)
+
+    def _scan(self, text: str) -> str | None:  # no letters are shown for FOLIO
+        def to_answer(m):
+            s = m.group(1).lower()
+            return "Unknown" if s == "uncertain" else s.capitalize()
+
+        return _last_choice(text, [_LABEL_WORD], to_answer)
+
+
+class _ChoiceTask(_FileTask):
+    answer_type = "choice"
+    letters = LETTERS
+    instruction = "Answer with the letter of the correct option."
+
+    def extract_answer(self, text: str) -> str | None:
+        pats = _letter_patterns(self.letters)
+        boxed = last_boxed(text)
+        if boxed:
+            got = _last_choice(boxed, pats, lambda m: m.group(1))
+            if got is not None:
+                return got
+        return _last_choice(text, pats, lambda m: m.group(1))
+
+
+@register_task("logical_deduction")
+class LogicalDeductionTask(_ChoiceTask):
+    """BIG-bench LogicalDeduction (Logic-LM copy). Level = number of options (3, 5 or 7)."""
+
+    folder = "logical_deduction"
+    env_var = "THINKLING_LOGICAL_DEDUCTION_DIR"
+    levels = (3, 5, 7)
+    split_files = {"train": "train", "dev": "dev"}
+    split_note = "Logic-LM reports dev as its test set"
+
+    def _problem(self, row, index, split, file_split, where):
+        context = _field(row, "context", where)
+        question = _field(row, "question", where)
+        options = _options(row, where)
+        letter = _field(row, "answer", where).strip()
+        gold = letter if letter in dict(options) else None
+        opts = "\n".join(f"{k}) {v}" for k, v in options)
+        text = f"{context.strip()}\n\n{question.strip()}\nOptions:\n{opts}\n\n{self.instruction}"
+        return Problem(id=f"{self.name}/{file_split}/{index}", task=self.name, split=split,
+                       level=len(options), question=text, answer=gold, meta={"source_id": row.get("id")})
+
+
+_ARC = re.compile(r"^(?:Please choose the correct answer to the question:\s*)?(?P<q>.*?)\s*"
+                  r"(?P<opts>Answer1:.*?)\s*(?:Answer format:.*)?$", re.DOTALL)
+_ARC_OPT = re.compile(r"Answer(\d+):\s*")
+_ARC_GOLD = re.compile(r"\s*answer(\d+)\s*", re.IGNORECASE)
+
+
+class _ArcTask(_ChoiceTask):
+    """ARC test sets in LLM-Adapters' instruction format; ``answerN`` is shown as the N-th letter."""
+
+    folder = "arc"
+    letters = "ABCDE"
+    file = ""
+    split_files = {"test": "test"}
+    split_note = "only the ARC test sets are in ../shared/data/arc"
+
+    def _load(self, split, levels):
+        self._file_split(split)
+        rows = _read_rows(self.data_dir / f"{self.file}_test.jsonl", self.name)
+        return [self._problem(r, i, split, "test", where) for i, (r, where) in enumerate(rows)]
+
+    def extract_answer(self, text: str) -> str | None:
+        pats = [*_letter_patterns(self.letters), re.compile(r"(?i:answer)\s*([1-5])\b")]
+
+        def to_answer(m):
+            s = m.group(1)
+            return LETTERS[int(s) - 1] if s.isdigit() else s
+
+        boxed = last_boxed(text)
+        if boxed:
+            got = _last_choice(boxed, pats, to_answer)
+            if got is not None:
+                return got
+        return _last_choice(text, pats, to_answer)
+
+    def _problem(self, row, index, split, file_split, where):
+        instr = _field(row, "instruction", where)
+        raw = _field(row, "answer", where)
+        m = _ARC.match(instr.strip())
+        if not m:
+            raise DataError(f"{where}: field 'instruction' has no 'Answer1:' options")
+        parts = _ARC_OPT.split(m.group("opts"))  # ["", "1", text1, "2", text2, ...]
+        nums = [int(x) for x in parts[1::2]]
+        texts = [t.strip() for t in parts[2::2]]
+        if nums != list(range(1, len(nums) + 1)) or len(nums) > len(self.letters):
+            raise DataError(f"{where}: field 'instruction' has options numbered {nums}, expected 1..N")
+        g = _ARC_GOLD.fullmatch(raw)
+        idx = int(g.group(1)) if g else None
+        gold = LETTERS[idx - 1] if idx and 1 <= idx <= len(texts) else None
+        opts = "\n".join(f"{LETTERS[i]}) {t}" for i, t in enumerate(texts))
+        text = f"{m.group('q').strip()}\n\nOptions:\n{opts}\n\n{self.instruction}"
+        return Problem(id=f"{self.name}/test/{index}", task=self.name, split=split, level=1,
+                       question=text, answer=gold, meta={"option_index": idx, "n_options": len(texts)})
+
+
+@register_task("arc_challenge")
+class ArcChallengeTask(_ArcTask):
+    env_var = "THINKLING_ARC_DIR"
+    file = "ARC-Challenge"
+
+
+@register_task("arc_easy")
+class ArcEasyTask(_ArcTask):
+    env_var = "THINKLING_ARC_DIR"
+    file = "ARC-Easy"
+
+
+# ----------------------------------------------------------------------------- knights and knaves
+
+_KK_IS = re.compile(r"\b([A-Z][a-z]+)\s+(?i:is|was)\s+((?i:not)\s+)?(?i:an?\s+)?((?i:knight|knave))s?\b")
+_KK_COLON = re.compile(r"\b([A-Z][a-z]+)\s*(?::|=|-|\u2014|\u2013)\s*(?i:an?\s+)?((?i:knight|knave))\b")
+_NOT_NAMES = {"He", "She", "It", "They", "This", "That", "Who", "Everyone", "Nobody", "Someone", "Each",
+              "Every", "Which", "Then", "So", "Therefore", "Thus", "Hence", "If", "Neither", "Either",
+              "Both", "One", "Not", "Answer", "Person", "Statement", "Solution"}
+
+
+def kk_canonical(assign: dict[str, str]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in assign.items())
+
+
+def kk_parse(text: str) -> dict[str, str]:
+    """Person -> "knight"/"knave" from the statements of ``text``; the last statement per person wins."""
+    found: list[tuple[int, str, str]] = []
+    for m in _KK_IS.finditer(text):
+        role = m.group(3).lower()
+        if m.group(2):
+            role = "knave" if role == "knight" else "knight"
+        found.append((m.start(), m.group(1), role))
+    for m in _KK_COLON.finditer(text):
+        found.append((m.start(), m.group(1), m.group(2).lower()))
+    out: dict[str, str] = {}
+    for _, name, role in sorted(found):
+        if name not in _NOT_NAMES:
+            out[name] = role
+    return out
+
+
+@register_task("knights_and_knaves")
+class KnightsAndKnavesTask(_FileTask):
+    """K&K puzzles (Logic-RL copy), 3-7 people; level = number of people."""
+
+    answer_type = "assignment"
+    folder = "knights_and_knaves"
+    env_var = "THINKLING_KK_DIR"
+    levels = (3, 4, 5, 6, 7)
+    split_files = {"train": "train", "test": "test"}
+    instruction = ("Give your final answer as one statement per person, in the form "
+                   "\"Name is a knight\" or \"Name is a knave\".")
+
+    def _load(self, split, levels):
+        fs = self._file_split(split)
+        out = []
+        for lv in self.levels:
+            if levels and lv not in levels:
+                continue
+            rows = _read_rows(self.data_dir / f"{lv}ppl_{fs}.jsonl", self.name)
+            for i, (r, where) in enumerate(rows):
+                out.append(self._problem(r, i, split, fs, where, lv))
+        return out
+
+    def _problem(self, row, index, split, file_split, where, level=0):
+        quiz = _field(row, "quiz", where)
+        names = _str_list(row, "names", where)
+        sol = _field(row, "solution", where, list)
+        gold = None
+        if len(sol) == len(names) and all(isinstance(b, bool) for b in sol) and len(set(names)) == len(names):
+            gold = kk_canonical({n: "knight" if b else "knave" for n, b in zip(names, sol)})
+        return Problem(id=f"{self.name}/{file_split}/{level}ppl/{index}", task=self.name, split=split,
+                       level=level or len(names), question=f"{quiz.strip()}\n\n{self.instruction}",
+                       answer=gold, meta={"names": names})
+
+    def extract_answer(self, text: str) -> str | None:
+        found = kk_parse(text)
+        return kk_canonical(found) if found else None
+
+    def verify(self, predicted: str | None, gold: str | None) -> bool:
+        if predicted is None or gold is None:
+            return False
+        g = dict(p.split(": ", 1) for p in gold.split(", "))
+        p = dict(x.split(": ", 1) for x in predicted.split(", "))
+        return all(p.get(k) == v for k, v in g.items())
