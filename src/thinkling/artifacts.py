@@ -95,29 +95,54 @@ def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
     return len(lines)
 
 
-def iter_jsonl(path: str | Path, model: type[M] | None = None) -> Iterator[Any]:
-    """Yield records of a JSONL file. Errors name the file, the line and the field."""
-    p = Path(path)
+def _json_lines(p: Path, missing: str | None = None) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line; malformed JSON names the line."""
     if not p.exists():
-        raise DataError(f"file not found: {p}")
+        raise DataError(missing or f"file not found: {p}")
     with open(p, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{p}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-            if model is None:
-                yield obj
-                continue
-            try:
-                yield model.model_validate(obj)
-            except ValidationError as e:
-                errs = "; ".join(
-                    f"field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in e.errors()
-                )
-                raise DataError(f"{p}:{lineno}: {errs}") from None
+
+
+def located_rows(path: str | Path, missing: str | None = None) -> list[tuple[dict, str]]:
+    """(row, "file:line") pairs of a JSONL file of objects, for loaders that check fields themselves
+    (see :func:`require_field`); ``missing`` is the error message when the file does not exist."""
+    p = Path(path)
+    rows = []
+    for lineno, obj in _json_lines(p, missing):
+        if not isinstance(obj, dict):
+            raise DataError(f"{p}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        rows.append((obj, f"{p}:{lineno}"))
+    return rows
+
+
+def require_field(row: dict, name: str, where: str, kind: type = str) -> Any:
+    """``row[name]`` if it is a ``kind`` (a bool is not an int), else a DataError naming ``where``."""
+    v = row.get(name)
+    if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+        raise DataError(f"{where}: missing or non-{kind.__name__} field '{name}'")
+    return v
+
+
+def iter_jsonl(path: str | Path, model: type[M] | None = None) -> Iterator[Any]:
+    """Yield records of a JSONL file. Errors name the file, the line and the field."""
+    p = Path(path)
+    for lineno, obj in _json_lines(p):
+        if model is None:
+            yield obj
+            continue
+        try:
+            yield model.model_validate(obj)
+        except ValidationError as e:
+            errs = "; ".join(
+                f"field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in e.errors()
+            )
+            raise DataError(f"{p}:{lineno}: {errs}") from None
 
 
 def read_jsonl(path: str | Path, model: type[M] | None = None) -> list[Any]:

@@ -181,7 +181,7 @@ def verify(examples: list[Example], ctx: OpContext) -> OpResult:
 
 class DedupOptions(StageConfig):
     near: bool = Field(
-        False, description="also drop near-duplicates (MinHash over word n-grams, checked exactly). Off by default: "
+        False, description="also drop near-duplicates (word n-gram Jaccard, see `method`). Off by default: "
         "two problems that differ in one number are near-duplicates by n-grams but teach different things; turn it "
         "on for scraped or multi-source data")
     n: int = Field(5, ge=1, description="word n-gram size for near-duplicate detection")
@@ -193,7 +193,7 @@ class DedupOptions(StageConfig):
 
 @register_op("dedup", DedupOptions)
 def dedup(examples: list[Example], ctx: OpContext) -> OpResult:
-    """Drop exact duplicates of (question, reasoning, answer), then near-duplicate traces, keeping the first.
+    """Drop exact duplicates of (question, reasoning, answer), then (``near``) near-duplicates, keeping the first.
 
     Near-duplicates are compared on question + reasoning + answer, so two different problems with the
     same reasoning template are not merged (their questions differ).

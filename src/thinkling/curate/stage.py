@@ -140,7 +140,7 @@ def curate(cfg, force: bool = False, console=None) -> dict:
 
             shutil.rmtree(out / "views", ignore_errors=True)
         current, dropped, report, cached = _run_op(i, name, cfg, current, problems, task, base_key, out, console,
-                                                     [e.model_copy(deep=True) for e in examples])
+                                                     examples)
         for pid, meta in report.pop("problem_meta", {}).items():
             problems[pid].meta.update(meta)
         per_reason = {reason: len(xs) for reason, xs in dropped.items()}

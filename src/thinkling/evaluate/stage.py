@@ -13,7 +13,7 @@ from thinkling.artifacts import (
 )
 from thinkling.config import StageConfig
 from thinkling.tasks.spec import TaskSpec
-from thinkling.train.methods import LONG_MARK, SHORT_MARK
+from thinkling.tasks.base import LONG_MARK, SHORT_MARK
 
 
 class ModelRef(StageConfig):

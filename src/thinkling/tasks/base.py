@@ -15,6 +15,9 @@ from thinkling.registry import Registry
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
+# the mode markers an adaptive student starts its reply with (train method `adaptive`, eval reply_prefix)
+SHORT_MARK = "<short>"
+LONG_MARK = "<long>"
 
 
 def split_thinking(text: str) -> tuple[str, str, bool]:

@@ -40,13 +40,12 @@ Extraction (the final answer text; ``Task.score`` has already removed the reason
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
 from pathlib import Path
 
-from thinkling.artifacts import DataError
+from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
 from thinkling.tasks.base import Task, register_task
 from thinkling.tasks.gsm8k import last_boxed
@@ -70,32 +69,11 @@ def _letter_patterns(letters: str) -> list[re.Pattern]:
 
 def _read_rows(path: Path, task: str) -> list[tuple[dict, str]]:
     """(row, "file:line") pairs of a JSONL file; bad JSON or non-objects name the line."""
-    if not path.exists():
-        raise DataError(f"{task}: {path} not found (set task.options.data_dir or the env override)")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(r, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(r).__name__}")
-            rows.append((r, f"{path}:{lineno}"))
-    return rows
-
-
-def _field(row: dict, name: str, where: str, kind: type = str):
-    v = row.get(name)
-    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
-        raise DataError(f"{where}: missing or non-{kind.__name__} field '{name}'")
-    return v
+    return located_rows(path, f"{task}: {path} not found (set task.options.data_dir or the env override)")
 
 
 def _str_list(row: dict, name: str, where: str) -> list[str]:
-    v = _field(row, name, where, list)
+    v = require_field(row, name, where, list)
     if not all(isinstance(x, str) for x in v):
         raise DataError(f"{where}: field '{name}' must be a list of strings")
     return v
@@ -195,10 +173,10 @@ class _LabelTask(_FileTask):
         return f"{context.strip()}\n\n{question.strip()}\nOptions:\n{opts}\n\n{self.instruction}"
 
     def _lettered_problem(self, row, index, split, file_split, where) -> Problem:
-        context = _field(row, "context", where)
-        question = _field(row, "question", where)
+        context = require_field(row, "context", where)
+        question = require_field(row, "question", where)
         options = _options(row, where)
-        letter = _field(row, "answer", where)
+        letter = require_field(row, "answer", where)
         by_letter = dict(options)
         label = by_letter.get(letter.strip())
         gold = label if label in self.labels else None
@@ -253,8 +231,8 @@ class FolioTask(_LabelTask):
 
     def _problem(self, row, index, split, file_split, where):
         premises = _str_list(row, "premises", where)
-        conclusion = _field(row, "conclusion", where)
-        raw = _field(row, "label", where)
+        conclusion = require_field(row, "conclusion", where)
+        raw = require_field(row, "label", where)
         gold = {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}.get(
             raw.strip().lower())
         meta = {"story_id": row.get("story_id"), "example_id": row.get("example_id"), "label": raw}
@@ -295,10 +273,10 @@ class LogicalDeductionTask(_ChoiceTask):
     split_note = "Logic-LM reports dev as its test set"
 
     def _problem(self, row, index, split, file_split, where):
-        context = _field(row, "context", where)
-        question = _field(row, "question", where)
+        context = require_field(row, "context", where)
+        question = require_field(row, "question", where)
         options = _options(row, where)
-        letter = _field(row, "answer", where).strip()
+        letter = require_field(row, "answer", where).strip()
         gold = letter if letter in dict(options) else None
         opts = "\n".join(f"{k}) {v}" for k, v in options)
         text = f"{context.strip()}\n\n{question.strip()}\nOptions:\n{opts}\n\n{self.instruction}"
@@ -341,8 +319,8 @@ class _ArcTask(_ChoiceTask):
         return _last_choice(text, pats, to_answer)
 
     def _problem(self, row, index, split, file_split, where):
-        instr = _field(row, "instruction", where)
-        raw = _field(row, "answer", where)
+        instr = require_field(row, "instruction", where)
+        raw = require_field(row, "answer", where)
         m = _ARC.match(instr.strip())
         if not m:
             raise DataError(f"{where}: field 'instruction' has no 'Answer1:' options")
@@ -426,9 +404,9 @@ class KnightsAndKnavesTask(_FileTask):
         return out
 
     def _problem(self, row, index, split, file_split, where, level=0):
-        quiz = _field(row, "quiz", where)
+        quiz = require_field(row, "quiz", where)
         names = _str_list(row, "names", where)
-        sol = _field(row, "solution", where, list)
+        sol = require_field(row, "solution", where, list)
         gold = None
         if len(sol) == len(names) and all(isinstance(b, bool) for b in sol) and len(set(names)) == len(names):
             gold = kk_canonical({n: "knight" if b else "knave" for n, b in zip(names, sol)})

@@ -30,7 +30,7 @@ from collections import Counter
 from itertools import product
 from pathlib import Path
 
-from thinkling.artifacts import DataError
+from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, Task, last_number, register_task
 from thinkling.tasks.gsm8k import last_boxed
@@ -330,22 +330,8 @@ class _MathFileTask(Task):
         if self.source == "hub":
             return [(r, f"hub:{self.name}/{split}:{i}") for i, r in enumerate(self._hub_rows(split))]
         path = self.data_dir / f"{split}.jsonl"
-        if not path.exists():
-            raise DataError(f"{self.name}: {path} not found (set task.options.data_dir or "
-                            f"{self.env_var}, or source=hub)")
-        rows = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(r, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(r).__name__}")
-                rows.append((r, f"{path}:{lineno}"))
-        return rows
+        return located_rows(path, f"{self.name}: {path} not found (set task.options.data_dir or "
+                                  f"{self.env_var}, or source=hub)")
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
@@ -374,13 +360,6 @@ class _MathFileTask(Task):
         return OracleTrace(reasoning=sol, answer=f"The answer is \\boxed{{{problem.answer}}}.")
 
 
-def _field(row: dict, name: str, where: str, kind: type = str):
-    v = row.get(name)
-    if not isinstance(v, kind) or isinstance(v, bool):
-        raise DataError(f"{where}: missing or non-{kind.__name__} field '{name}'")
-    return v
-
-
 def _level(v: int, where: str) -> int:
     if not 1 <= v <= 5:
         raise DataError(f"{where}: field 'level' must be 1-5, got {v!r}")
@@ -400,16 +379,16 @@ class Math500Task(_MathFileTask):
         return list(load_dataset("HuggingFaceH4/MATH-500", split=split))
 
     def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
-        question = _field(row, "problem", where)
-        solution = _field(row, "solution", where)
-        answer = _field(row, "answer", where).strip()
-        uid = _field(row, "unique_id", where)
+        question = require_field(row, "problem", where)
+        solution = require_field(row, "solution", where)
+        answer = require_field(row, "answer", where).strip()
+        uid = require_field(row, "unique_id", where)
         name = uid.removeprefix(f"{split}/").removesuffix(".json")
         return Problem(
             id=f"math500/{split}/{name}", task=self.name, split=split,
-            level=_level(_field(row, "level", where, int), where), question=question,
+            level=_level(require_field(row, "level", where, int), where), question=question,
             answer=answer or None,
-            meta={"subject": _field(row, "subject", where), "unique_id": uid, "solution": solution},
+            meta={"subject": require_field(row, "subject", where), "unique_id": uid, "solution": solution},
         )
 
 
@@ -434,9 +413,9 @@ class MathTask(_MathFileTask):
         return rows
 
     def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
-        question = _field(row, "problem", where)
-        solution = _field(row, "solution", where)
-        level_s = _field(row, "level", where)
+        question = require_field(row, "problem", where)
+        solution = require_field(row, "solution", where)
+        level_s = require_field(row, "level", where)
         m = re.fullmatch(r"Level (\d)", level_s.strip())
         if not m:
             raise DataError(f"{where}: field 'level' must be 'Level 1'..'Level 5', got {level_s!r}")
@@ -445,5 +424,5 @@ class MathTask(_MathFileTask):
         return Problem(
             id=f"math/{split}/{idx}", task=self.name, split=split, level=_level(int(m.group(1)), where),
             question=question, answer=gold or None,
-            meta={"subject": _field(row, "type", where), "idx": idx, "solution": solution},
+            meta={"subject": require_field(row, "type", where), "idx": idx, "solution": solution},
         )

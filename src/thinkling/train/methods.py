@@ -18,19 +18,15 @@ every method; what differs is which tokens get loss and how the loss compares th
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from thinkling.models.render import RenderError, render
 from thinkling.records import Example
 from thinkling.registry import Registry
-from thinkling.tasks.base import THINK_OPEN, format_assistant
+from thinkling.tasks.base import LONG_MARK, SHORT_MARK, THINK_OPEN, format_assistant
 from thinkling.train.losses import IGNORE
 
-SHORT_MARK = "<short>"
-LONG_MARK = "<long>"
 
 
 @dataclass
@@ -92,7 +88,8 @@ def sft_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
 
 
 def _reply_token_offsets(tokenizer, ids: list[int], mask: list[int], reply: str) -> list[int]:
-    """Character offset in ``reply`` where each trained token starts (template tail tokens: len(reply)).
+    """Character offset in ``reply`` of each trained token's first visible character (template tail
+    tokens: len(reply)).
 
     The reply is tokenized alone with offsets; its ids must be the head of the trained span of the
     full rendering (true for templates that embed the content verbatim, e.g. ChatML).
@@ -103,7 +100,14 @@ def _reply_token_offsets(tokenizer, ids: list[int], mask: list[int], reply: str)
     if span[: len(enc["input_ids"])] != enc["input_ids"]:
         raise RenderError("chunk-wise training: the chat template does not embed the reply verbatim, so chunk "
                           "offsets cannot be mapped to tokens; use a ChatML-like template")
-    offs = [a for a, _ in enc["offset_mapping"]]
+    # a token belongs where its first visible character is: byte-level BPE glues the space before a word
+    # to it, and that space ends the previous chunk (" We" opens the next chunk, not the one before)
+    offs = []
+    for a, b in enc["offset_mapping"]:
+        v = a
+        while v < b and reply[v].isspace():
+            v += 1
+        offs.append(v if v < b else a)
     return offs + [len(reply)] * (len(span) - len(offs))
 
 
@@ -309,9 +313,3 @@ def lorid_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
         for r in _sft(exs, tokenizer, cfg.max_len):
             rows.append({**r, "adapter": name})
     return rows
-
-
-def seeded_shuffle(rows: list[Any], seed: int) -> list[Any]:
-    out = list(rows)
-    random.Random(seed).shuffle(out)
-    return out
