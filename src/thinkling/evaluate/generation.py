@@ -19,21 +19,26 @@ class Completion:
 def generate_batched(
     model, tokenizer, conversations: list[list[dict[str, str]]], max_new_tokens: int = 512,
     batch_size: int = 64, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
-    progress=None, reply_prefix: str = "",
+    progress=None, reply_prefix: str | list[str] = "",
 ) -> list[Completion]:
     """Generate one completion per conversation.
 
     Prompts are sorted by length so a batch wastes little padding, left-padded so every row's next
     token sits at the last position, and decoded with the KV cache. Results come back in input order.
     Greedy results do not depend on ``batch_size`` (padding is masked and positions follow the mask).
+    ``reply_prefix`` (one for all, or one per conversation) starts the assistant's reply: it is part of
+    the prompt, and of the returned text, but not of the generated tokens.
     """
     import torch
 
     model.eval()
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    prefix = tokenizer(reply_prefix, add_special_tokens=False)["input_ids"] if reply_prefix else []
-    prompts = [render_prompt(tokenizer, c) + prefix for c in conversations]
+    prefixes = [reply_prefix] * len(conversations) if isinstance(reply_prefix, str) else list(reply_prefix)
+    if len(prefixes) != len(conversations):
+        raise ValueError(f"{len(prefixes)} reply prefixes for {len(conversations)} conversations")
+    prompts = [render_prompt(tokenizer, c) + (tokenizer(pre, add_special_tokens=False)["input_ids"] if pre else [])
+               for c, pre in zip(conversations, prefixes)]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Completion | None] = [None] * len(prompts)
     gen_kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad, use_cache=True)
@@ -63,7 +68,7 @@ def generate_batched(
                 truncated = False
             else:  # never ended its turn: every position is a generated token (fill pads follow an end only)
                 truncated = True
-            text = reply_prefix + tokenizer.decode(toks, skip_special_tokens=True)
+            text = prefixes[i] + tokenizer.decode(toks, skip_special_tokens=True)
             results[i] = Completion(text=text, n_tokens=len(toks), truncated=truncated, seconds=dt / len(idx))
         if progress is not None:
             progress(len(idx))

@@ -25,6 +25,7 @@ from thinkling.models.render import RenderError, render
 from thinkling.records import Example
 from thinkling.registry import Registry
 from thinkling.tasks.base import LONG_MARK, SHORT_MARK, THINK_OPEN, format_assistant
+from thinkling.tasks.prompts import KNOWLEDGE_OPEN, deep_question  # noqa: F401  (KNOWLEDGE_OPEN re-exported)
 from thinkling.train.losses import IGNORE
 
 
@@ -279,9 +280,6 @@ def adaptive_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
 # ----------------------------------------------------------------------------- lorid
 
 
-KNOWLEDGE_OPEN = "Knowledge:"
-
-
 def lorid_sources(examples: list[Example]) -> dict[str, list[Example]]:
     """The three LoRID data sources from knowledge-enhanced examples (the ``knowledge`` op):
 
@@ -298,11 +296,6 @@ def lorid_sources(examples: list[Example]) -> dict[str, list[Example]]:
         "knowledge": [e.model_copy(update={"reasoning": "", "answer": e.meta["knowledge"]}) for e in examples],
         "deep": [e.model_copy(update={"question": deep_question(e.question, e.meta["knowledge"])}) for e in examples],
     }
-
-
-def deep_question(question: str, knowledge: str) -> str:
-    """The Deep Reasoner's prompt: the question with the knowledge before it."""
-    return f"{KNOWLEDGE_OPEN} {knowledge}\n\n{question}"
 
 
 @register_method("lorid", loss="ce", doc="LoRID: three LoRA adapters (intuitive, knowledge, deep) on one base.")

@@ -19,6 +19,7 @@ from thinkling.artifacts import DataError, is_complete, read_jsonl, write_manife
 from thinkling.config import StageConfig
 from thinkling.models.tiny import TinySpec
 from thinkling.records import Example
+from thinkling.tasks.prompts import LORID_ADAPTERS
 from thinkling.train.losses import IGNORE
 
 
@@ -600,7 +601,6 @@ def _add_teacher_topk(rows: list[dict], teacher, k: int, console, tau: float = 1
     return out
 
 
-LORID_ADAPTERS = ("intuitive", "knowledge", "deep")
 
 
 def _train_lorid(cfg: TrainConfig, model, tokenizer, rows: list[dict], out: Path, inputs: dict, dist, console,
