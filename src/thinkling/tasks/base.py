@@ -63,6 +63,7 @@ class Task(ABC):
     name: str = "task"
     answer_type: str = "text"
     levels: tuple[int, ...] = (1,)
+    group: str = ""  # reasoning group of the LogiGLUE-style report: "deductive", "abductive", "inductive" or ""
 
     @abstractmethod
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,

@@ -189,6 +189,7 @@ class _LabelTask(_FileTask):
 
 @register_task("proofwriter")
 class ProofWriterTask(_LabelTask):
+    group = "deductive"
     folder = "proofwriter"
     env_var = "THINKLING_PROOFWRITER_DIR"
     split_files = {"train": "train", "dev": "dev", "test": "test"}
@@ -201,6 +202,7 @@ class ProofWriterTask(_LabelTask):
 class ProntoQATask(_LabelTask):
     """Only ``dev.jsonl`` exists (Logic-LM's PrOntoQA test set); split ``test`` reads it too."""
 
+    group = "deductive"
     folder = "prontoqa"
     env_var = "THINKLING_PRONTOQA_DIR"
     labels = ("True", "False")
@@ -217,6 +219,7 @@ class ProntoQATask(_LabelTask):
 class FolioTask(_LabelTask):
     """FOLIO v0.0; the validation file is the de facto test set, so ``test`` maps to it."""
 
+    group = "deductive"
     folder = "folio"
     env_var = "THINKLING_FOLIO_DIR"
     split_files = {"train": "folio-train", "validation": "folio-validation", "test": "folio-validation"}
@@ -266,6 +269,7 @@ class _ChoiceTask(_FileTask):
 class LogicalDeductionTask(_ChoiceTask):
     """BIG-bench LogicalDeduction (Logic-LM copy). Level = number of options (3, 5 or 7)."""
 
+    group = "deductive"
     folder = "logical_deduction"
     env_var = "THINKLING_LOGICAL_DEDUCTION_DIR"
     levels = (3, 5, 7)
@@ -385,6 +389,7 @@ class KnightsAndKnavesTask(_FileTask):
     """K&K puzzles (Logic-RL copy), 3-7 people; level = number of people."""
 
     answer_type = "assignment"
+    group = "deductive"
     folder = "knights_and_knaves"
     env_var = "THINKLING_KK_DIR"
     levels = (3, 4, 5, 6, 7)

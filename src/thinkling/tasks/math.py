@@ -1,23 +1,29 @@
-"""MATH and MATH-500 from files (``../shared/data/math``, ``../shared/data/math500``) or the HF hub.
+"""MATH, MATH-500, AIME 2024/2025 and AMC 2023 from files (``../shared/data/<task>``) or the HF hub.
 
-Both are test sets of the MATH competition problems (Hendrycks et al.); MATH-500 is a subset of the
-5,000-problem MATH test set. Do not train or distil on them.
+All are test sets: MATH-500 is a subset of the 5,000-problem MATH test set (Hendrycks et al.); the
+competition tasks ``aime24``, ``aime25`` (30 problems each) and ``amc23`` (40) have one numeric answer
+per problem. Do not train or distil on them.
 
 Gold: MATH-500's ``answer`` field; MATH's last ``\\boxed{...}`` of ``solution`` (nested braces
-matched). Empty or missing gold is None: counted, never credited. Level: the dataset's 1-5.
+matched); the competitions' ``answer`` written as a plain number (AIME 2024's ``"025"`` -> ``25``,
+AMC's ``27.0`` -> ``27``). Empty or missing gold is None: counted, never credited. Level: MATH's 1-5;
+the competition files carry no difficulty, so their only level is 1.
 
 Verification (:func:`math_equal`): equal after a light, meaning-preserving normalisation
 (:func:`canonical`: ``\\left``/``\\right``, spacing, ``\\dfrac``, ``^\\circ``, ``\\%``, ``\\text{}``
 wrappers), else math-verify (sympy equivalence). math-verify's timeouts use ``SIGALRM``, which only
 works in the main thread: there we pass them through; a call from any other thread is answered by a
 verifier process of that thread (math-verify in its main thread, killed if it overruns). A timeout or
-an error is "not verified", never a crash, and is counted in :data:`verifier_events`.
+an error is "not verified", never a crash, and is counted in :data:`verifier_events`. The competition
+tasks first compare plain numbers as numbers (:func:`plain_number`: ``25``, ``025`` and ``25.0`` are one
+answer), and only answers that are not plain numbers go to :func:`math_equal`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -288,6 +294,22 @@ def extract_math_answer(text: str) -> str | None:
     return last_number(text)
 
 
+_PLAIN_NUMBER = re.compile(r"(?P<sign>[-+]?)(?P<int>\d{1,3}(?:,\d{3})+|\d*)(?:\.(?P<frac>\d+))?")
+
+
+def plain_number(s: str) -> str | None:
+    """``s`` as a canonical decimal when it is one plain number, else None: ``"025"`` -> ``"25"``,
+    ``"25.0"`` -> ``"25"``, ``"1,625"`` -> ``"1625"``, ``"-3.50"`` -> ``"-3.5"``. Two plain numbers are
+    equal exactly when their canonical texts are (done on the text, so no size or precision limit)."""
+    m = _PLAIN_NUMBER.fullmatch(s.strip())
+    if not m or not (m["int"] or m["frac"]):
+        return None
+    whole = m["int"].replace(",", "").lstrip("0") or "0"
+    frac = (m["frac"] or "").rstrip("0")
+    text = f"{whole}.{frac}" if frac else whole
+    return f"-{text}" if m["sign"] == "-" and text != "0" else text
+
+
 # ----------------------------------------------------------------------------- tasks
 
 
@@ -426,3 +448,82 @@ class MathTask(_MathFileTask):
             question=question, answer=gold or None,
             meta={"subject": require_field(row, "type", where), "idx": idx, "solution": solution},
         )
+
+
+# ----------------------------------------------------------------------------- competitions
+
+
+def _competition_gold(value: object, where: str) -> str | None:
+    """The ``answer`` field as text: an int as is, a whole float as an int (``27.0`` -> ``"27"``; another
+    float keeps its decimals), a number string in :func:`plain_number` form (``"025"`` -> ``"25"``), any
+    other string as written (math-verify compares it). Empty, NaN or infinite gold is None; a missing
+    value or one that is neither a number nor a string is a DataError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise DataError(f"{where}: missing or non-numeric field 'answer'")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
+    text = str(value).strip()
+    return plain_number(text) or text or None
+
+
+class _CompetitionTask(_MathFileTask):
+    """AIME / AMC: one numeric answer per problem, at the single level 1 (the files carry no
+    difficulty). Plain numbers are compared as numbers, anything else by :func:`math_equal`."""
+
+    levels = (1,)
+    hub_id = ""
+    hub_split = "test"  # the hub's name for the one split
+
+    def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
+        from datasets import load_dataset
+
+        return list(load_dataset(self.hub_id, split=self.hub_split))
+
+    def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
+        question = require_field(row, "problem", where)
+        meta = {k: row[k] for k in ("url", "solution") if isinstance(row.get(k), str)}
+        return Problem(id=f"{self.name}/{split}/{row.get('id', index)}", task=self.name, split=split,
+                       level=1, question=question, answer=_competition_gold(row.get("answer"), where),
+                       meta=meta)
+
+    def verify(self, predicted: str | None, gold: str | None) -> bool:
+        if predicted is None or gold is None:
+            return False
+        p, g = plain_number(canonical(predicted)), plain_number(canonical(gold))
+        if p is not None and g is not None:
+            return p == g
+        return math_equal(predicted, gold)
+
+
+@register_task("aime24")
+class Aime24Task(_CompetitionTask):
+    """AIME 2024 I and II; gold ``answer`` is a zero-padded string (``"025"``), read as ``25``.
+    Each record has an AoPS solution, so :meth:`reference_trace` works."""
+
+    env_var = "THINKLING_AIME24_DIR"
+    default_dir = "../shared/data/aime24"
+    hub_id = "HuggingFaceH4/aime_2024"
+    hub_split = "train"  # its only split (the 30 problems)
+
+
+@register_task("aime25")
+class Aime25Task(_CompetitionTask):
+    """AIME 2025 I (records 0-14) and II (15-29); gold ``answer`` is an int. No solutions."""
+
+    env_var = "THINKLING_AIME25_DIR"
+    default_dir = "../shared/data/aime25"
+    hub_id = "math-ai/aime25"
+
+
+@register_task("amc23")
+class Amc23Task(_CompetitionTask):
+    """AMC 12 2023 without its multiple-choice options; gold ``answer`` is a float (``27.0`` -> ``27``)."""
+
+    env_var = "THINKLING_AMC23_DIR"
+    default_dir = "../shared/data/amc23"
+    hub_id = "math-ai/amc23"
+
+    def _hub_rows(self, split: str) -> list[dict]:  # the hub copy may name the text only ``question``
+        return [{"problem": r.get("question"), **r} for r in super()._hub_rows(split)]

@@ -48,6 +48,7 @@ def _bucket(text: str) -> int:
 @register_task("rules")
 class RulesTask(SyntheticTask):
     answer_type = "label"
+    group = "deductive"
     levels = (1, 2, 3, 4)
 
     def __init__(self, levels: list[int] | None = None):

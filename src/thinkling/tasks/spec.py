@@ -10,7 +10,7 @@ from thinkling.config import StageConfig
 
 
 class TaskSpec(StageConfig):
-    name: str = Field("arithmetic", description="task name (registry): arithmetic, rules, gsm8k, math500, math, proofwriter, prontoqa, folio, logical_deduction, knights_and_knaves, arc_challenge, arc_easy")
+    name: str = Field("arithmetic", description="task name (registry): arithmetic, rules, abduction, induction, gsm8k, math500, math, aime24, aime25, amc23, proofwriter, prontoqa, folio, logical_deduction, knights_and_knaves, arc_challenge, arc_easy, evidence, evidence_jsonl (document-grounded; option regime), jsonl (your own JSONL benchmark; options path, answer_type)")
     options: dict[str, Any] = Field(default_factory=dict, description="task constructor options (e.g. data_dir for gsm8k)")
     split: str = Field("train", description="split to draw problems from")
     n: int | None = Field(None, ge=1, description="problems per level (synthetic) or in total (file tasks); None = default/all")

@@ -1,0 +1,538 @@
+"""Document-grounded questions under DeR2-style evidence regimes: a synthetic family and user JSONL.
+
+One instance (question, gold, concepts, related documents, distractor documents) is shown to a model
+under one of four **regimes** (:data:`REGIMES`, task option ``regime``, default ``full``):
+
+=============== ==========================================================================
+``instruction`` the question only (nothing to ground it on: the answer can only be guessed)
+``concepts``    the gold concepts, stated plainly (``Concepts:`` then one ``-`` line each)
+``related``     the related documents only (``Evidence:`` then ``[1] ...``, ``[2] ...``)
+``full``        related + distractor documents, in one seeded order per instance
+=============== ==========================================================================
+
+The regimes are nested: ``full`` shows the documents in a seeded permutation (``meta["order"]``,
+indices into ``related_docs + distractor_docs``), ``related`` shows the related documents in the
+order they have there, and (synthetic family) ``concepts`` lists each concept where its document
+would be. A problem's id and gold do not depend on the regime, so the eval stage pairs an instance
+across regimes by id (regime gaps: instruction -> concepts is what the evidence is worth,
+concepts -> related the cost of reading prose, related -> full the cost of retrieval among
+distractors). The regime is in ``meta["regime"]`` and the raw parts in ``meta["concepts"]``,
+``meta["related_docs"]`` and ``meta["distractor_docs"]``. Both tasks carry ``evidence = True``.
+
+**Synthetic family** ``evidence``: fictional towns, festivals and poets, with values drawn afresh
+for every problem, so the answer is unknowable without evidence. Level = number of concepts::
+
+    L1  In Brenna, the bells ring 7 times at noon.
+        How many times do the bells ring at noon in Brenna?
+    L2  + The Vorl festival is held in Brenna.
+        ... in the town where the Vorl festival is held?
+    L3  + During the Vorl festival, the bells ring twice as often.        (x2, +k or -k)
+        ... during the Vorl festival, in the town where it is held?          -> 14
+    L4  + The Vorl festival honours the poet Ansel.
+        ... during the festival that honours the poet Ansel, in the town where it is held?
+
+Three measures (bells at noon, lanterns on the bridge, boats at dawn); a town's value is 2..9, a festival
+changes it by x2, +k or -k (k 2..4, results >= 2), so answers are integers 2..18.
+Each related document wraps one concept in 2-3 sentences of prose about the same entity. The
+``level + 1`` distractor documents are topical: a parallel chain over other entities with the same
+relations and different values (each concept has such a "twin", and a solver that takes a twin's
+value gets a different answer), one more town with its own value, and the twin of the first
+concept also names the queried entity in passing ("Many families in Ostra came from Brenna."), so
+matching the question's keywords is not enough. Train and test are disjoint by a hash of the
+instance (question sentence + concepts), the same in every regime (so a bare ``instruction`` question,
+which names no value, can occur in both splits: it asks about a different fictional world in each).
+
+The oracle cites what the prompt shows (``[4] says: ...`` or ``The concepts say: ...``), notes the
+twin distractors it sets aside (``full``) and combines the facts; in ``instruction`` it says there is
+no evidence and guesses (a seeded guess that never looks at the gold). Mainly ``full`` is for training.
+
+**User task** ``evidence_jsonl``: rows ``{"question", "answer", "concepts", "related_docs",
+"distractor_docs"}`` (the last three lists of strings; ``concepts`` and ``related_docs`` non-empty),
+optional ``id`` (unique; else the line's index) and ``level`` (else the number of concepts), from
+option ``path`` (``{split}`` is replaced by the split; without it every split reads the same file).
+``answer_type``: ``number`` (a ``\\boxed{}`` is the answer and must hold just a number, else the
+last number of the text; compared by value, ``12`` == ``12.0``), ``label`` or ``text`` (the boxed
+content, else the last non-empty line of the final answer, normalised: an ``Answer:`` / ``The answer
+is`` prefix, surrounding quotes, markdown and a final period removed, whitespace collapsed, case
+folded; exact match - the two differ only in what they tell a reader). Any bad row is a
+:class:`DataError` naming ``file:line``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from thinkling.artifacts import DataError, located_rows, require_field
+from thinkling.records import Problem
+from thinkling.tasks.base import OracleTrace, SyntheticTask, Task, last_number, register_task
+from thinkling.tasks.gsm8k import last_boxed
+
+REGIMES = ("instruction", "concepts", "related", "full")
+NUMBER_INSTRUCTION = "Answer with a number."
+TEXT_INSTRUCTION = "Give the final answer on the last line."
+
+
+def _check_regime(task: str, regime: str) -> str:
+    if regime not in REGIMES:
+        raise ValueError(f"{task}: regime must be one of {', '.join(REGIMES)}; got {regime!r}")
+    return regime
+
+
+def related_order(order: list[int], n_related: int) -> list[int]:
+    """The related documents' indices in the order ``full`` shows them."""
+    return [i for i in order if i < n_related]
+
+
+def render(query: str, instruction: str, regime: str, concepts: list[str], related: list[str],
+           distractors: list[str], order: list[int], concept_order: list[int] | None = None) -> str:
+    """The prompt of one instance in one regime.
+
+    ``order`` is the ``full`` permutation of ``related + distractors``; ``concept_order`` the order
+    concepts are listed in (default: as given).
+    """
+    q = f"Question: {query}\n{instruction}"
+    if regime == "instruction":
+        return q
+    if regime == "concepts":
+        idx = concept_order if concept_order is not None else range(len(concepts))
+        return "Concepts:\n" + "\n".join(f"- {concepts[i]}" for i in idx) + "\n" + q
+    docs = related + distractors
+    shown = related_order(order, len(related)) if regime == "related" else order
+    return "Evidence:\n" + "\n".join(f"[{k}] {docs[i]}" for k, i in enumerate(shown, 1)) + "\n" + q
+
+
+def doc_labels(order: list[int], n_related: int, regime: str) -> dict[int, int]:
+    """Document index (into related + distractors) -> the number it is shown under in ``regime``."""
+    shown = related_order(order, n_related) if regime == "related" else order if regime == "full" else []
+    return {i: k for k, i in enumerate(shown, 1)}
+
+
+def _bucket(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
+
+
+# ============================================================================ synthetic family
+
+TOWNS = (
+    "Brenna", "Ostra", "Calder", "Mirrow", "Dunmere", "Elsk", "Farrow", "Galt", "Hollin", "Keswyn",
+    "Lorne", "Pellam", "Rask", "Sallow", "Tirn", "Umber", "Varn", "Wendle", "Yarrow", "Zell",
+    "Astby", "Corrin", "Morva", "Nettrin",
+)
+FESTIVALS = (
+    "Vorl", "Tamsk", "Quill", "Ambrel", "Dask", "Fennow", "Gorse", "Hesk", "Jubb", "Krell",
+    "Lume", "Nisk", "Orrin", "Plim", "Skarra", "Wisp",
+)
+POETS = (
+    "Ansel", "Berit", "Corwin", "Dagny", "Elric", "Fenna", "Greer", "Halden", "Isolde", "Joran",
+    "Kestrel", "Liesl", "Maren", "Odo",
+)
+
+# measure -> (fact about a town, the question's opening, modifiers during a festival: op -> text)
+MEASURES = {
+    "bells": (
+        "In {town}, the bells ring {n} times at noon.",
+        "How many times do the bells ring at noon",
+        {"x2": "During the {fest} festival, the bells ring twice as often.",
+         "+": "During the {fest} festival, the bells ring {k} more times.",
+         "-": "During the {fest} festival, the bells ring {k} fewer times."},
+    ),
+    "lanterns": (
+        "In {town}, {n} lanterns hang on the bridge.",
+        "How many lanterns hang on the bridge",
+        {"x2": "During the {fest} festival, twice as many lanterns hang on the bridge.",
+         "+": "During the {fest} festival, {k} more lanterns hang on the bridge.",
+         "-": "During the {fest} festival, {k} fewer lanterns hang on the bridge."},
+    ),
+    "boats": (
+        "In {town}, {n} boats leave the harbour at dawn.",
+        "How many boats leave the harbour at dawn",
+        {"x2": "During the {fest} festival, twice as many boats leave the harbour.",
+         "+": "During the {fest} festival, {k} more boats leave the harbour.",
+         "-": "During the {fest} festival, {k} fewer boats leave the harbour."},
+    ),
+}
+HELD = "The {fest} festival is held in {town}."
+HONOURS = "The {fest} festival honours the poet {poet}."
+SUFFIX = {
+    1: " in {town}?",
+    2: " in the town where the {fest} festival is held?",
+    3: " during the {fest} festival, in the town where it is held?",
+    4: " during the festival that honours the poet {poet}, in the town where it is held?",
+}
+
+TOWN_PROSE = (
+    "{town} lies on the bank of a slow river.", "Most families in {town} keep goats.",
+    "The old bridge in {town} is made of grey stone.", "{town} is known for its blue doors.",
+    "Traders come to {town} every spring.", "The streets of {town} are narrow and steep.",
+)
+FEST_PROSE = (
+    "The {fest} festival lasts three days.", "Dancers at the {fest} festival wear green masks.",
+    "Children fly paper kites at the {fest} festival.", "The {fest} festival begins with a song.",
+    "People bake honey bread for the {fest} festival.",
+)
+POET_PROSE = ("{poet} wrote songs about the sea.", "{poet} lived in a house near the hills.",
+              "Few people today have read {poet}.")
+# the twin of the first concept names the queried entity in passing (keyword matching is not enough)
+MENTION = {
+    "town": ("Many families in {other} came from {name}.", "{other} trades wool with {name}."),
+    "fest": ("The {other} festival is older than the {name} festival.",
+             "Some say the {other} festival began as a copy of the {name} festival."),
+    "poet": ("{other} was a pupil of {name}.", "{other} often quoted {name}."),
+}
+
+RESTATE = (
+    "The question asks: {query} {source}",
+    "Let me restate it. {query} {source}",
+)
+NEED = {
+    "honours": ("First, which festival honours the poet {poet}?", "I need the festival that honours {poet}."),
+    "held": ("Where is the {fest} festival held?", "Next I need the town of the {fest} festival."),
+    "count": ("Now, the value for {town}.", "Then I look up {town}."),
+    "modifier": ("What changes during the {fest} festival?", "Last, the change during the {fest} festival."),
+}
+ASIDE = ("{label} is about {other}, not {name}, so it does not apply.",
+         "{label} mentions {other} instead of {name}; I set it aside.")
+CHECK = ("Let me double-check: {calc}. Yes.", "Checking the arithmetic again: {calc}. Good.")
+SUMMARY = ("So the answer is {ans}.", "Putting the facts together, the answer is {ans}.")
+
+
+def _apply(op: str, b: int, k: int) -> int:
+    return b * 2 if op == "x2" else b + k if op == "+" else b - k
+
+
+def _calc(op: str, b: int, k: int) -> str:
+    return f"{b}*2={b * 2}" if op == "x2" else f"{b}{op}{k}={_apply(op, b, k)}"
+
+
+def _draw_modifier(rng: random.Random, b: int) -> tuple[str, int]:
+    """A festival's change for base value ``b``: k >= 2 and a result >= 2 ("1 more times" reads badly)."""
+    ops = ["x2", "+"] + (["-"] if b >= 4 else [])
+    op = rng.choice(ops)
+    k = 0 if op == "x2" else rng.randint(2, 4) if op == "+" else rng.randint(2, min(3, b - 2))
+    return op, k
+
+
+@register_task("evidence")
+class EvidenceTask(SyntheticTask):
+    """Fictional facts spread over documents; see the module docstring."""
+
+    answer_type = "number"
+    levels = (1, 2, 3, 4)
+    evidence = True
+
+    def __init__(self, levels: list[int] | None = None, regime: str = "full"):
+        if levels:
+            self.levels = tuple(levels)
+        self.regime = _check_regime("evidence", regime)
+
+    # ------------------------------------------------------------------ problems
+
+    def _make(self, rng: random.Random, level: int) -> dict:
+        measure = rng.choice(sorted(MEASURES))
+        fact_t, ask, mods = MEASURES[measure]
+        t, t2, t3 = rng.sample(TOWNS, 3)     # queried town, its twin, one more town
+        f, f2 = rng.sample(FESTIVALS, 2)
+        p, p2 = rng.sample(POETS, 2)
+        b = rng.randint(2, 9)
+        b2 = rng.choice([v for v in range(2, 10) if v != b])
+        b3 = rng.choice([v for v in range(2, 10) if v not in (b, b2)])
+        op, k = _draw_modifier(rng, b)
+        gold = _apply(op, b, k) if level >= 3 else b
+        while True:  # the twin's change and the twin chain both give another answer
+            op2, k2 = _draw_modifier(rng, b2)
+            if level < 3 or (_apply(op2, b, k2) != gold and _apply(op2, b2, k2) != gold):
+                break
+
+        # (kind, concept text, entity type, about, twin text, twin about) in chain order
+        chain = []
+        if level >= 4:
+            chain.append(("honours", HONOURS.format(fest=f, poet=p), "poet", p,
+                          HONOURS.format(fest=f2, poet=p2), p2))
+        if level >= 2:
+            chain.append(("held", HELD.format(fest=f, town=t), "fest", f, HELD.format(fest=f2, town=t2), f2))
+        chain.append(("count", fact_t.format(town=t, n=b), "town", t, fact_t.format(town=t2, n=b2), t2))
+        if level >= 3:
+            chain.append(("modifier", mods[op].format(fest=f, k=k), "fest", f, mods[op2].format(fest=f2, k=k2), f2))
+
+        used: set[str] = set()
+
+        def doc(concept: str, etype: str, about: str, extra: str | None = None) -> str:
+            if etype == "town":
+                pool = [s.format(town=about) for s in TOWN_PROSE]
+            elif etype == "fest":
+                pool = [s.format(fest=about) for s in FEST_PROSE]
+            else:  # a poet's document is about the festival that honours them too
+                fest = f if about == p else f2
+                pool = [s.format(poet=about) for s in POET_PROSE] + [s.format(fest=fest) for s in FEST_PROSE]
+            fresh = [x for x in pool if x not in used]  # no sentence twice in one problem if avoidable
+            prose = rng.sample(fresh if len(fresh) >= 2 else pool, rng.randint(1, 2))
+            used.update(prose)
+            if extra:
+                prose[0] = extra
+            sents = prose[:]
+            sents.insert(rng.randint(0, len(sents)), concept)
+            return " ".join(sents)
+
+        head_type, head = chain[0][2], chain[0][3]
+        concepts = [c[1] for c in chain]
+        related = [doc(c[1], c[2], c[3]) for c in chain]
+        mention = rng.choice(MENTION[head_type]).format(other=chain[0][5], name=head)
+        distractors = [doc(c[4], c[2], c[5], mention if i == 0 else None) for i, c in enumerate(chain)]
+        distractors.append(doc(fact_t.format(town=t3, n=b3), "town", t3))
+        order = list(range(len(related) + len(distractors)))
+        rng.shuffle(order)
+        query = ask + SUFFIX[level].format(town=t, fest=f, poet=p)
+        return {
+            "query": query, "answer": str(gold), "measure": measure,
+            "concepts": concepts, "related_docs": related, "distractor_docs": distractors, "order": order,
+            # chain order; twin i is distractor i (the parallel chain over other entities)
+            "steps": [{"kind": c[0], "about": c[3], "twin_about": c[5]} for c in chain],
+            "town": t, "festival": f, "poet": p, "base": b, "op": op, "k": k,
+        }
+
+    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
+                 seed: int = 0) -> list[Problem]:
+        """Up to ``n`` distinct instances per level (level 1 has ~580 in all, so it may give fewer)."""
+        if split not in ("train", "test"):
+            raise ValueError(f"evidence: split must be 'train' or 'test', got {split!r}")
+        n = 100 if n is None else n
+        out: list[Problem] = []
+        for level in levels or self.levels:
+            if level not in SUFFIX:
+                raise ValueError(f"evidence: level must be in 1..{max(SUFFIX)}, got {level}")
+            rng = random.Random(f"evidence/{split}/{level}/{seed}")
+            space = len(TOWNS) * len(MEASURES) * 8 * (len(FESTIVALS) if level >= 2 else 1)
+            want = min(n, int(0.8 * space * (0.1 if split == "test" else 0.9)))
+            seen: set[str] = set()
+            attempts = 0
+            while len(seen) < want and attempts < 50 * want + 10_000:
+                attempts += 1
+                meta = self._make(rng, level)
+                key = "\n".join([meta["query"], *meta["concepts"]])  # the instance, whatever the regime
+                if (split == "test") != (_bucket(key) == 0) or key in seen:
+                    continue
+                seen.add(key)
+                gold = meta.pop("answer")
+                meta["regime"] = self.regime
+                out.append(Problem(id=f"evidence/{split}/L{level}/{seed}-{len(seen) - 1}", task=self.name,
+                                   split=split, level=level, question=self.render_prompt(meta), answer=gold,
+                                   meta=meta))
+        return out
+
+    def _concept_order(self, meta: dict) -> list[int]:
+        return related_order(meta["order"], len(meta["related_docs"]))  # concept i <-> related doc i
+
+    def render_prompt(self, meta: dict, regime: str | None = None) -> str:
+        """The prompt of an instance in ``regime`` (default: the one in its meta)."""
+        return render(meta["query"], NUMBER_INSTRUCTION, regime or meta["regime"], meta["concepts"],
+                      meta["related_docs"], meta["distractor_docs"], meta["order"], self._concept_order(meta))
+
+    # ------------------------------------------------------------------ answers
+
+    def extract_answer(self, text: str) -> str | None:
+        n = last_number(text)
+        if n is None or not n.lstrip("-").isdigit():
+            return None
+        return str(int(n))
+
+    # ------------------------------------------------------------------ oracle teacher
+
+    def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
+        m = problem.meta
+        if style not in self.styles:
+            raise ValueError(f"evidence oracle: unknown style {style!r} (styles: {', '.join(self.styles)})")
+        regime = m["regime"]
+        knowledge = ("Facts about fictional places are known only from the evidence: follow the chain from "
+                     "the name in the question to the value, ignore documents about other names, and apply "
+                     "the festival's change last.")
+        rng = random.Random(f"{problem.id}/{regime}/{seed}")
+        if regime == "instruction":
+            guess = str(random.Random(f"{problem.id}/{seed}/guess").randint(2, 9))  # never looks at the gold
+            if style == "none":
+                return OracleTrace("", guess, [], knowledge)
+            if style == "concise":
+                s = f"No evidence is given, so I guess {guess}."
+                return OracleTrace(s, guess, [(s, "step", True)], knowledge)
+            sents = [
+                (rng.choice(RESTATE).format(query=m["query"], source="Nothing else is given."), "restate", False),
+                ("These names are not ones I know and no documents or concepts are given, so I cannot look "
+                 "up the facts.", "step", True),
+                (f"I have to guess: {guess}.", "step", True),
+                (f"So my answer is a guess, {guess}.", "summary", False),
+            ]
+            return OracleTrace("\n".join(s for s, _, _ in sents), guess, sents, knowledge)
+
+        ans = problem.answer or ""
+        if style == "none":
+            return OracleTrace("", ans, [], knowledge)
+        labels = doc_labels(m["order"], len(m["related_docs"]), regime)
+        n_rel = len(m["related_docs"])
+
+        def cite(i: int) -> str:
+            text = m["concepts"][i]
+            return f"The concepts say: {text}" if regime == "concepts" else f"[{labels[i]}] says: {text}"
+
+        calc = _calc(m["op"], m["base"], m["k"]) if problem.level >= 3 else None
+        if style == "concise":
+            lines = [cite(i) for i in range(len(m["steps"]))] + ([calc] if calc else [])
+            return OracleTrace("\n".join(lines), ans, [(s, "step", True) for s in lines], knowledge)
+
+        n_shown = len(m["concepts"]) if regime == "concepts" else len(labels)
+        source = (f"There are {n_shown} concepts given." if regime == "concepts"
+                  else f"There are {n_shown} documents to read.")
+        sents: list[tuple[str, str, bool]] = [
+            (rng.choice(RESTATE).format(query=m["query"], source=source), "restate", False)]
+        names = {"poet": m["poet"], "fest": m["festival"], "town": m["town"]}
+        for i, st in enumerate(m["steps"]):
+            sents.append((rng.choice(NEED[st["kind"]]).format(**names), "transition", False))
+            sents.append((cite(i), "step", True))
+            if regime == "full":  # the twin: same relation, another entity, another value
+                lab = f"[{labels[n_rel + i]}]"
+                sents.append((rng.choice(ASIDE).format(label=lab, other=st["twin_about"], name=st["about"]),
+                              "check", False))
+        if calc:
+            sents.append((f"So the value changes: {calc}.", "step", True))
+            sents.append((rng.choice(CHECK).format(calc=calc), "check", False))
+        sents.append((rng.choice(SUMMARY).format(ans=ans), "summary", False))
+        return OracleTrace("\n".join(s for s, _, _ in sents), ans, sents, knowledge)
+
+
+# ============================================================================ user JSONL
+
+_NUM = re.compile(r"-?\d+(?:\.\d+)?")
+_ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", re.IGNORECASE)
+
+
+def _canon_number(s: str) -> str | None:
+    """One plain number as canonical text (``"1,400"`` -> ``"1400"``, ``"3.50"`` -> ``"3.5"``), else None."""
+    s = s.strip().strip("$").strip().replace(",", "")
+    if not _NUM.fullmatch(s):
+        return None
+    d = Decimal(s)
+    return str(int(d)) if d == d.to_integral_value() else format(d.normalize(), "f")
+
+
+def normalise_text(s: str) -> str | None:
+    """Case-folded answer text without an answer prefix, quotes, markdown or a final period."""
+    s = _ANSWER_PREFIX.sub("", s.strip())
+    s = s.strip().strip("*_`\"'$ ").rstrip(".!").strip().strip("*_`\"' ")
+    s = re.sub(r"\s+", " ", s).casefold()
+    return s or None
+
+
+def _str_list(row: dict, name: str, where: str, nonempty: bool) -> list[str]:
+    v = row.get(name)
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise DataError(f"{where}: field '{name}' must be a list of strings"
+                        + (" (missing)" if name not in row else f", got {type(v).__name__}"))
+    if nonempty and not v:
+        raise DataError(f"{where}: field '{name}' must not be empty")
+    return v
+
+
+@register_task("evidence_jsonl")
+class EvidenceJsonlTask(Task):
+    """A user's document-grounded questions; see the module docstring."""
+
+    levels = (1,)
+    evidence = True
+
+    def __init__(self, path: str | None = None, answer_type: str = "number", regime: str = "full"):
+        if not path:
+            raise ValueError("evidence_jsonl: option 'path' is required (a JSONL file; may contain {split})")
+        if answer_type not in ("number", "label", "text"):
+            raise ValueError(f"evidence_jsonl: answer_type must be number, label or text; got {answer_type!r}")
+        self.path = path
+        self.answer_type = answer_type
+        self.regime = _check_regime("evidence_jsonl", regime)
+
+    def _file(self, split: str) -> Path:
+        return Path(self.path.replace("{split}", split))
+
+    def _gold(self, row: dict, where: str) -> str:
+        raw = row.get("answer")
+        if self.answer_type == "number":
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                raw = str(raw)
+            elif isinstance(raw, float) and math.isfinite(raw):
+                raw = format(Decimal(repr(raw)), "f")  # 1e-05 -> "0.00001"
+            if not isinstance(raw, str):
+                raise DataError(f"{where}: missing or non-string/number field 'answer'")
+            gold = _canon_number(raw)
+            if gold is None:
+                raise DataError(f"{where}: field 'answer' is {raw!r}, not a number (answer_type=number)")
+            return gold
+        raw = require_field(row, "answer", where)
+        gold = normalise_text(raw)
+        if gold is None:
+            raise DataError(f"{where}: field 'answer' is empty")
+        return gold
+
+    def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
+        query = require_field(row, "question", where).strip()
+        gold = self._gold(row, where)
+        concepts = _str_list(row, "concepts", where, nonempty=True)
+        related = _str_list(row, "related_docs", where, nonempty=True)
+        distractors = _str_list(row, "distractor_docs", where, nonempty=False)
+        rid = row.get("id", index)
+        if not isinstance(rid, (str, int)) or isinstance(rid, bool) or rid == "":
+            raise DataError(f"{where}: field 'id' must be a non-empty string or an integer")
+        level = row.get("level", len(concepts))
+        if not isinstance(level, int) or isinstance(level, bool) or level < 1:
+            raise DataError(f"{where}: field 'level' must be an integer >= 1, got {level!r}")
+        order = list(range(len(related) + len(distractors)))
+        random.Random(f"evidence_jsonl/{rid}").shuffle(order)  # seeded by the row, not the regime
+        meta = {"regime": self.regime, "concepts": concepts, "related_docs": related,
+                "distractor_docs": distractors, "order": order, "query": query, "source_id": rid,
+                "answer_type": self.answer_type}
+        instr = NUMBER_INSTRUCTION if self.answer_type == "number" else TEXT_INSTRUCTION
+        return Problem(id=f"evidence_jsonl/{split}/{rid}", task=self.name, split=split, level=level,
+                       question=render(query, instr, self.regime, concepts, related, distractors, order),
+                       answer=gold, meta=meta)
+
+    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
+                 seed: int = 0) -> list[Problem]:
+        """All rows of the split's file (file order), filtered by level; with ``n``, a seeded sample."""
+        path = self._file(split)
+        rows = located_rows(path, f"evidence_jsonl: {path} not found (task.options.path={self.path!r})")
+        out: list[Problem] = []
+        first: dict[str, str] = {}
+        for i, (row, where) in enumerate(rows):
+            p = self._problem(row, i, split, where)
+            if p.id in first:
+                raise DataError(f"{where}: duplicate id {p.meta['source_id']!r} (first at {first[p.id]})")
+            first[p.id] = where
+            out.append(p)
+        if levels:
+            out = [p for p in out if p.level in levels]
+        if n is not None and n < len(out):
+            keep = sorted(random.Random(f"{self.name}/{split}/{seed}").sample(range(len(out)), n))
+            out = [out[i] for i in keep]
+        return out
+
+    def extract_answer(self, text: str) -> str | None:
+        boxed = last_boxed(text)
+        if self.answer_type == "number":
+            if "\\boxed" in text:  # a box is the answer, and it must hold just a number (\frac{1}{2} is not 2)
+                return _canon_number(boxed or "")
+            got = last_number(text)
+            return _canon_number(got) if got is not None else None
+        if boxed:
+            return normalise_text(boxed)
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        return normalise_text(lines[-1]) if lines else None
+
+    def verify(self, predicted: str | None, gold: str | None) -> bool:
+        if predicted is None or gold is None:
+            return False
+        if self.answer_type == "number":
+            try:
+                return Decimal(predicted) == Decimal(gold)  # canonical texts, compared by value
+            except InvalidOperation:
+                return False
+        return predicted == gold
