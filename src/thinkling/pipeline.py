@@ -56,8 +56,11 @@ class Plan:
             self.cur[name] = build_config(CurateConfig, {**d, "out": str(root / "curate" / name)}, f"curate.{name}")
         self.deps: dict[str, set[str]] = {}
         train_out = {n: str(root / "train" / n) for n in recipe.train}
+        self.eval_as: dict[str, dict[str, Any]] = {}
         for name, d in recipe.train.items():
             d = dict(d)
+            # how the student is evaluated: {tags: {training: multi-task}, tasks: [rules]} (not a train key)
+            self.eval_as[name] = dict(d.pop("eval_as", None) or {})
             # a student may start from, or distil from, another student of the recipe: `model: sft-long`,
             # `kd: {teacher: big}`; it is trained after that one
             self.deps[name] = set()
@@ -69,7 +72,9 @@ class Plan:
                 d["kd"] = {**d["kd"], "teacher": train_out[d["kd"]["teacher"]]}
             if name in self.deps[name]:
                 raise ConfigError(f"train.{name} refers to itself")
-            d["data"] = self._ref(d.get("data", name), self.cur, f"train.{name}.data")
+            data = d.get("data", name)
+            d["data"] = ([self._ref(x, self.cur, f"train.{name}.data") for x in data] if isinstance(data, list)
+                         else self._ref(data, self.cur, f"train.{name}.data"))
             d["tokenizer_from"] = [self._ref(x, {**self.gen, **self.cur}, f"train.{name}.tokenizer_from")
                                    for x in d.get("tokenizer_from", [])]
             d.setdefault("threads", recipe.threads)
@@ -77,7 +82,8 @@ class Plan:
         _topological(self)  # a cycle of model/teacher references is an error now, not a hang later
         ev = dict(recipe.eval)
         ev.setdefault("threads", recipe.threads)
-        models = [{"name": n, "path": c.out} for n, c in self.trn.items()] + list(ev.pop("models", []))
+        models = ([{"name": n, "path": c.out, **self.eval_as[n]} for n, c in self.trn.items()]
+                  + list(ev.pop("models", [])))
         self.ev = build_config(EvalConfig, {**ev, "models": models, "out": str(root / "eval")}, "eval")
 
     @staticmethod
@@ -178,11 +184,9 @@ def _topological(plan: Plan) -> list[str]:
 
 
 def _train_inputs(c: TrainConfig) -> dict[str, str]:
-    from thinkling.train.stage import _data_file
+    from thinkling.train.stage import data_inputs, model_inputs
 
-    from thinkling.train.stage import model_inputs
-
-    inputs = {"data": str(_data_file(c.data))}
+    inputs = data_inputs(c.data)
     for i, src in enumerate(c.tokenizer_from):
         inputs[f"tokenizer_from_{i}"] = src
     return {**inputs, **model_inputs(c)}
@@ -196,18 +200,22 @@ def check_claims(rows: list[dict], checks: list[dict[str, Any]]) -> list[dict[st
     - ``{kind: within, model, ref, level, points}``: |acc(model) - acc(ref)| <= points/100
     - ``{kind: at_least, model, ref, level, points}``: acc(model) >= acc(ref) - points/100 (no worse)
     - ``{kind: token_ratio, model, ref, level, value}``: mean_tokens(ref) / mean_tokens(model) >= value
+
+    A check may also name ``task``, ``strategy`` and ``regime`` (default: the first row that matches).
     """
-    def row(model: str, level: Any) -> dict | None:
+    def row(model: str, level: Any, c: dict) -> dict | None:
         for r in rows:
-            if r["model"] == model and str(r["level"]) == str(level):
+            if r["model"] == model and str(r["level"]) == str(level) and all(
+                    r.get(k, "greedy" if k == "strategy" else None) == c[k] for k in ("task", "strategy", "regime")
+                    if k in c):
                 return r
         return None
 
     out = []
     for c in checks:
         level = c.get("level", "all")
-        r = row(c["model"], level)
-        ref = row(c["ref"], level) if "ref" in c else None
+        r = row(c["model"], level, c)
+        ref = row(c["ref"], level, c) if "ref" in c else None
         res: dict[str, Any] = {**c, "passed": False}
         if r is None or ("ref" in c and ref is None):
             res["measured"] = "missing row"
@@ -301,9 +309,10 @@ def run(plan: Plan, force: bool = False, console=None) -> dict[str, Any]:
                   "| student | method | data | steps | rows seen | train s | trained tok/s | loss first -> last |",
                   "|---|---|---|---|---|---|---|---|"]
     for n, c in plan.trn.items():
+        data_names = ", ".join(Path(x).name for x in ([c.data] if isinstance(c.data, str) else c.data))
         m = read_manifest(c.out) or {}
         cnt = m.get("counts", {})
-        train_rows.append(f"| {n} | {c.method} | {Path(c.data).name} | {cnt.get('steps')} | {cnt.get('examples_seen')} "
+        train_rows.append(f"| {n} | {c.method} | {data_names} | {cnt.get('steps')} | {cnt.get('examples_seen')} "
                           f"| {cnt.get('train_seconds')} | {cnt.get('trained_tokens_per_second')} "
                           f"| {cnt.get('first_loss')} -> {cnt.get('final_loss')} |")
     report = write_report(rows, root, plan.recipe.title, notes=notes, extra_sections=extra + train_rows + [""])

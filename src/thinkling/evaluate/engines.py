@@ -6,6 +6,8 @@
 ``openai`` any OpenAI-compatible endpoint (a hosted teacher, ``thinkling serve``, a vLLM server), through
            the same client, retries and rate limits as the ``openai`` teacher backend - so a teacher is
            evaluated with the same code as its students.
+``oracle`` the built-in teacher of the synthetic tasks (a program; ``path`` is its style): a reference
+           model for instance validation and a ceiling in reports. Tokens are counted in words.
 
 An engine answers :class:`Ask` objects (messages, an optional start of the reply, an optional LoRA
 adapter, a seed) with :class:`~thinkling.evaluate.generation.Completion` objects, or with the exception
@@ -32,7 +34,7 @@ class Ask:
     prefix: str = ""              # the reply starts with this text (a mode marker, a forced </think>)
     adapter: str | None = None    # a LoRA adapter by name (LoRID); None = the model itself
     seed: int = 0                 # sampling seed (sample index); greedy ignores it
-    meta: dict[str, Any] = field(default_factory=dict)
+    task: Any = None              # the task asked about (the oracle engine solves it with the task's own solver)
 
 
 class EngineError(RuntimeError):
@@ -112,6 +114,32 @@ class HFEngine(Engine):
             for i, c in zip(idx, comps):
                 out[i] = c
         return out  # type: ignore[return-value]
+
+
+class OracleEngine(Engine):
+    """The synthetic tasks' oracle teacher as an engine: it answers from the problem, not the prompt text."""
+
+    backend = "oracle"
+
+    def __init__(self, style: str):
+        self.style = style
+
+    def run(self, asks, max_tokens, temperature=0.0, top_p=1.0, progress=None):
+        from thinkling.tasks.base import SyntheticTask, format_assistant
+
+        out: list[Completion | Exception] = []
+        for a in asks:
+            if not isinstance(a.task, SyntheticTask):
+                out.append(ValueError(f"the oracle engine only solves synthetic tasks, not {getattr(a.task, 'name', a.task)!r}"))
+                continue
+            tr = a.task.oracle(a.problem, self.style, seed=a.seed if temperature > 0 else 0)
+            words = format_assistant(tr.reasoning, tr.answer).split(" ")
+            text = " ".join(words[:max_tokens])
+            out.append(Completion(text=a.prefix + text, n_tokens=min(len(words), max_tokens),
+                                  truncated=len(words) > max_tokens, seconds=0.0))
+        if progress is not None:
+            progress(len(asks))
+        return out
 
 
 class VLLMEngine(Engine):

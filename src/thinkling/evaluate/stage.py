@@ -40,8 +40,9 @@ class ModelRef(StageConfig):
     name: str = Field(description="label used in results and plots")
     path: str = Field(description="hf/vllm: HF hub id or local checkpoint dir (a LoRID dir brings its adapters); "
                       "openai: the model name the endpoint serves")
-    backend: Literal["hf", "vllm", "openai"] = Field("hf", description="hf (transformers, batched, in-process), "
-                                                     "vllm (offline engine), openai (an OpenAI-compatible endpoint)")
+    backend: Literal["hf", "vllm", "openai", "oracle"] = Field(
+        "hf", description="hf (transformers, batched, in-process), vllm (offline engine), openai (an "
+        "OpenAI-compatible endpoint), oracle (the synthetic tasks' built-in teacher; path = its style)")
     base_url: str | None = Field(None, description="openai: endpoint base URL with its /v1")
     backend_options: dict[str, Any] = Field(default_factory=dict, description="more teacher-backend keys for "
                                             "openai/vllm (api_key_env, concurrency, max_retries, timeout, api, "
@@ -65,9 +66,10 @@ class EvalConfig(StageConfig):
     out: str = Field(description="output dir for results.json and samples.jsonl")
     models: list[ModelRef] = Field(description="students, teachers or any chat models to evaluate; 'name=path' "
                                    "strings accepted")
-    task: TaskSpec | None = Field(None, description="one task (shorthand for tasks: [task])")
-    tasks: list[TaskSpec] = Field(default_factory=lambda: [TaskSpec(split="test", n=100)],
-                                  description="tasks to evaluate on (each a TaskSpec)")
+    task: TaskSpec = Field(default_factory=lambda: TaskSpec(split="test", n=100),
+                           description="the task to evaluate on (with `tasks`, when also given, the first of them)")
+    tasks: list[TaskSpec] = Field(default_factory=list, description="more tasks, each a TaskSpec "
+                                  "(e.g. [{name: rules, split: test}, {name: abduction, split: test}])")
     strategies: list[dict[str, Any]] = Field(
         default_factory=lambda: [{"name": "greedy"}], validate_default=True,
         description="decoding strategies: names (greedy, sample, budget, adaptive, lorid) or {name: ..., label: ..., "
@@ -121,24 +123,20 @@ class EvalConfig(StageConfig):
             raise ValueError(f"strategies share a label ({labels}); give each a distinct 'label'")
         return out
 
-    @model_validator(mode="before")
-    @classmethod
-    def _one_task(cls, d: Any) -> Any:
-        # `task: {...}` is shorthand for `tasks: [{...}]` (and is folded into tasks)
-        if isinstance(d, dict) and d.get("task") is not None:
-            d = {**d, "tasks": [d["task"], *(d.get("tasks") or [])], "task": None}
-        return d
-
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:
-        if not self.tasks:
-            raise ValueError("tasks is empty: nothing to evaluate on")
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"models share a name ({names}); names label the results")
         if self.validate_with is not None and self.validate_with not in names:
             raise ValueError(f"validate_with={self.validate_with!r} is not one of the models ({', '.join(names)})")
         return self
+
+    def task_specs(self) -> list[TaskSpec]:
+        """``tasks``, led by ``task`` when that was set (or when ``tasks`` is empty)."""
+        if "task" in self.model_fields_set or not self.tasks:
+            return [self.task, *self.tasks]
+        return list(self.tasks)
 
 
 class EvalError(RuntimeError):
@@ -149,8 +147,10 @@ class EvalError(RuntimeError):
 
 
 def build_engine(ref: ModelRef, cfg: EvalConfig, use_adapters: bool) -> Engine:
-    from thinkling.evaluate.engines import HFEngine, OpenAIEngine, VLLMEngine
+    from thinkling.evaluate.engines import HFEngine, OpenAIEngine, OracleEngine, VLLMEngine
 
+    if ref.backend == "oracle":
+        return OracleEngine(ref.path)
     if ref.backend == "hf":
         return HFEngine(ref.path, cfg.dtype, cfg.batch_size, use_adapters=use_adapters)
     if ref.backend == "vllm":
@@ -221,7 +221,7 @@ def _slug(s: str) -> str:
 def _expand_tasks(cfg: EvalConfig) -> list[tuple[TaskSpec, str | None]]:
     """(task spec, regime): an evidence task once per regime (unless its options fix one)."""
     out = []
-    for spec in cfg.tasks:
+    for spec in cfg.task_specs():
         task = spec.build()
         if getattr(task, "evidence", False) and "regime" not in spec.options:
             out += [(spec.model_copy(update={"options": {**spec.options, "regime": r}}), r) for r in cfg.regimes]
@@ -267,7 +267,7 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
 
     console = console or Console(stderr=True)
     out = Path(cfg.out)
-    inputs = {m.name: m.path for m in cfg.models if m.backend != "openai" and Path(m.path).exists()}
+    inputs = {m.name: m.path for m in cfg.models if m.backend in ("hf", "vllm") and Path(m.path).exists()}
     from thinkling.artifacts import fingerprint
 
     model_files = {n: fingerprint(p) for n, p in inputs.items()}

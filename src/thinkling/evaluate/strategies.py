@@ -135,7 +135,7 @@ def register_strategy(name: str, options: type[StageConfig] = NoOptions, calls: 
 
 
 def _asks(task, problems: list[Problem], prefix: str = "", adapter: str | None = None, seed: int = 0) -> list[Ask]:
-    return [Ask(task.messages(p), p, prefix=prefix, adapter=adapter, seed=seed) for p in problems]
+    return [Ask(task.messages(p), p, prefix=prefix, adapter=adapter, seed=seed, task=task) for p in problems]
 
 
 # ----------------------------------------------------------------------------- greedy / adaptive
@@ -256,7 +256,8 @@ def budget(ctx: Context, problems: list[Problem], opts: BudgetOptions) -> list[O
     cut = [i for i, c in enumerate(first)
            if c.truncated and not split_thinking(ctx.normalise(c.text))[2]]  # still inside its thinking
     close = opts.close_text.replace(THINK_CLOSE, ctx.think_tags[1])
-    cont = ctx.run([Ask(ctx.task.messages(problems[i]), problems[i], prefix=first[i].text + close) for i in cut],
+    cont = ctx.run([Ask(ctx.task.messages(problems[i]), problems[i], prefix=first[i].text + close, task=ctx.task)
+                    for i in cut],
                    max_tokens=opts.answer_tokens) if cut else []
     forced = dict(zip(cut, cont))
     outs = []
@@ -304,7 +305,7 @@ def lorid(ctx: Context, problems: list[Problem], opts: LoridOptions) -> list[Out
         for p, k in zip(todo, kg):
             knowledge = split_thinking(ctx.normalise(k.text))[1]
             q = p.model_copy(update={"question": deep_question(p.question, knowledge)})
-            deep_asks.append(Ask(ctx.task.messages(q), p, adapter="deep", seed=it))
+            deep_asks.append(Ask(ctx.task.messages(q), p, adapter="deep", seed=it, task=ctx.task))
         dr = ctx.run(deep_asks, temperature=temp, top_p=top_p)
         still = []
         for p, a, k, d in zip(todo, ir, kg, dr):

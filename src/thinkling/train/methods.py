@@ -216,6 +216,8 @@ def redi_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
 
     from thinkling.artifacts import DataError, read_jsonl
 
+    if not isinstance(cfg.data, str):
+        raise DataError("redi takes one data dir (its negatives.jsonl sits beside train.jsonl), not a list")
     neg_file = Path(cfg.data) / "negatives.jsonl" if Path(cfg.data).is_dir() else Path(cfg.data).with_name("negatives.jsonl")
     if not neg_file.exists():
         raise DataError(f"redi needs negatives: {neg_file} not found (curate with the verify op)")

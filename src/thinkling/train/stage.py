@@ -63,7 +63,8 @@ class AdaptiveOptions(StageConfig):
 
 
 class TrainConfig(StageConfig):
-    data: str = Field(description="curated data: a curate output dir (uses train.jsonl) or a JSONL of examples")
+    data: str | list[str] = Field(description="curated data: a curate output dir (uses train.jsonl) or a JSONL of "
+                                  "examples; a list trains on their union (multi-task)")
     out: str = Field(description="output dir for the student checkpoint")
     method: str = Field("sft", description="training method (registry): sft, chunkwise, skip, kd, redi, adaptive, lorid")
     model: str = Field("tiny", description="'tiny' (built from scratch), an HF hub id, or a local checkpoint path")
@@ -119,6 +120,16 @@ def _data_file(data: str) -> Path:
     if not p.exists():
         raise DataError(f"training data not found: {p}")
     return p
+
+
+def data_files(data: str | list[str]) -> list[Path]:
+    """The training JSONL of each data source (one, or several for multi-task training)."""
+    return [_data_file(d) for d in ([data] if isinstance(data, str) else data)]
+
+
+def data_inputs(data: str | list[str]) -> dict[str, str]:
+    files = data_files(data)
+    return {"data": str(files[0])} if isinstance(data, str) else {f"data_{i}": str(f) for i, f in enumerate(files)}
 
 
 def _texts(sources: list[str]) -> list[str]:
@@ -234,8 +245,9 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
 
     console = console or Console(stderr=True)
     out = Path(cfg.out)
-    data_file = _data_file(cfg.data)
-    inputs = {"data": str(data_file)}
+    files = data_files(cfg.data)
+    data_file = " + ".join(map(str, files))  # names the data in errors
+    inputs = data_inputs(cfg.data)
     for i, src in enumerate(cfg.tokenizer_from):
         inputs[f"tokenizer_from_{i}"] = src
     inputs.update(model_inputs(cfg))
@@ -271,10 +283,10 @@ def train(cfg: TrainConfig, force: bool = False, console=None) -> dict:
             if cfg.model == "tiny" and not (init_dir / "config.json").exists():
                 from thinkling.models.tiny import build_tiny
 
-                texts = _texts(cfg.tokenizer_from or [str(data_file)])
+                texts = _texts(cfg.tokenizer_from or [str(f) for f in files])
                 step = max(1, -(-len(texts) // cfg.tokenizer_texts))  # ceil: at most tokenizer_texts texts
                 build_tiny(init_dir, texts[::step], cfg.tiny, seed=cfg.seed)
-    examples = read_jsonl(data_file, Example)
+    examples = [e for f in files for e in read_jsonl(f, Example)]
     if not examples:
         raise DataError(f"{data_file}: no training examples")
     model_src = str(init_dir) if cfg.model == "tiny" else cfg.model
