@@ -88,7 +88,9 @@ def test_strategy_config_errors_name_the_problem(tmp_path):
     with pytest.raises(ConfigError, match="validate_with='ref' is not one of the models"):
         build_config(EvalConfig, {**base, "validate_with": "ref"})
     cfg = build_config(EvalConfig, {**base, "task": {"name": "rules"}, "tasks": [{"name": "arithmetic"}]})
-    assert [t.name for t in cfg.tasks] == ["rules", "arithmetic"]
+    assert [t.name for t in cfg.task_specs()] == ["rules", "arithmetic"]
+    cfg = build_config(EvalConfig, {**base, "tasks": [{"name": "arithmetic"}]})
+    assert [t.name for t in cfg.task_specs()] == ["arithmetic"]
 
 
 # ----------------------------------------------------------------------------- strategies end to end

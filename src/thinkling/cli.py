@@ -175,6 +175,33 @@ def _print_summary(summary: dict) -> None:
         console.print("  " + describe_check(c).strip("| ").replace(" | ", "  ->  "), markup=False)
 
 
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="eval dirs (results.json, maybe samples.jsonl and "
+                                                       "validation.json) or results.json files; merged")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("report"),
+    title: Annotated[str, typer.Option("--title", help="report title")] = "thinkling report",
+    max_samples: Annotated[int, typer.Option("--max-samples", min=0,
+                                             help="example traces embedded per model, task and strategy")] = 50,
+) -> None:
+    """Write OUT/report.md (PNG plots beside it) and one self-contained OUT/report.html from eval results.
+
+    The page shows the accuracy-vs-tokens frontier, tokens per level, every result row with its
+    protocol, evidence-regime gaps, pooled logic groups and browsable example traces with filters.
+    Rows repeated across inputs (same model, task, level, strategy, regime): the later input wins.
+
+    Example: thinkling report runs/x/eval runs/y/eval/results.json --out runs/report --title "x vs y"
+    """
+    from thinkling.report import build_report
+
+    def go():
+        r = build_report(results, out, title=title, max_samples=max_samples)
+        console.print(f"[bold green]report[/]: {r['rows']} rows, {r['samples']} samples -> {r['markdown']} "
+                      f"and {r['html']}")
+
+    _guard(go)
+
+
 QUICKSTART = Path(__file__).parent / "recipes" / "quickstart.yaml"
 
 
