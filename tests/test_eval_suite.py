@@ -339,3 +339,42 @@ def test_lorid_loop_control_flow(fallback):
     assert got[c] == ("9" if fallback == "deep" else "6", 3, False)
     assert [len(o.samples) for o in outs] == [3, 6, 9]   # IR, KG, DR per round
     assert all(p.startswith("Knowledge: facts\n\n") for p in eng.deep_prompts)  # DR is asked with KG's knowledge
+
+
+# ----------------------------------------------------------------------------- evidence regimes, logic groups
+
+
+def test_evidence_regimes_are_validated_against_a_reference_model(tmp_path, captured):
+    from thinkling.report import regime_gaps
+
+    models = [{"name": "ref", "path": "long", "backend": "oracle"},
+              {"name": "terse", "path": "concise", "backend": "oracle"}]
+    tasks = [{"name": "evidence", "split": "test", "n": 12, "levels": [1, 2]},
+             {"name": "rules", "split": "test", "n": 3, "levels": [1]}]
+    out = tmp_path / "e"
+    rows, samples = run_eval(out, captured.console, models=models, task=tasks[0], tasks=tasks[1:],
+                             validate_with="ref", max_new_tokens=400)
+    ev = [s for s in samples if s["task"] == "evidence"]
+    assert {s["regime"] for s in ev} == {"instruction", "concepts", "related", "full"}
+    by = {(s["model"], s["regime"], s["problem_id"]): s for s in ev}
+    ids = {s["problem_id"] for s in ev}
+    assert len(ids) == 24  # the same instances in every regime
+    # kept: the reference fails with no evidence and solves it with the gold concepts
+    kept = {i for i in ids if not by[("ref", "instruction", i)]["correct"] and by[("ref", "concepts", i)]["correct"]}
+    solved_blind = {i for i in ids if by[("ref", "instruction", i)]["correct"]}
+    val = json.loads((out / "validation.json").read_text())["evidence"]
+    assert set(val["kept"]) == kept and set(val["dropped"]["solved_without_evidence"]) == solved_blind
+    assert val["total"] == 24 and 0 < len(solved_blind) < 12   # the oracle's blind guesses hit now and then
+    for r in (x for x in rows if x["task"] == "evidence"):
+        assert r["validated"] and r["regime"] in ("instruction", "concepts", "related", "full")
+        if r["level"] == "all":
+            assert r["n"] == len(kept)
+    ref = {r["regime"]: r["accuracy"] for r in rows if r["model"] == "ref" and r["level"] == "all" and r.get("regime")}
+    assert ref == {"instruction": 0.0, "concepts": 1.0, "related": 1.0, "full": 1.0}
+    gaps = {(g["model"]): g for g in regime_gaps(rows)}
+    assert gaps["ref"]["gaps"]["concepts - instruction"] == pytest.approx(1.0)
+    assert gaps["ref"]["gaps"]["related - full"] == pytest.approx(0.0)
+    # a logic task in the same run carries its LogiGLUE group; the evidence rows carry none
+    assert row(rows, model="ref", task="rules")["group"] == "deductive"
+    assert "group" not in row(rows, model="ref", task="evidence", regime="full")
+    assert row(rows, model="ref", task="rules")["accuracy"] == 1.0

@@ -315,7 +315,12 @@ def run(plan: Plan, force: bool = False, console=None) -> dict[str, Any]:
         train_rows.append(f"| {n} | {c.method} | {data_names} | {cnt.get('steps')} | {cnt.get('examples_seen')} "
                           f"| {cnt.get('train_seconds')} | {cnt.get('trained_tokens_per_second')} "
                           f"| {cnt.get('first_loss')} -> {cnt.get('final_loss')} |")
-    report = write_report(rows, root, plan.recipe.title, notes=notes, extra_sections=extra + train_rows + [""])
+    from thinkling.artifacts import read_jsonl
+
+    ev = Path(plan.ev.out)
+    validation = json.loads((ev / "validation.json").read_text()) if (ev / "validation.json").exists() else None
+    report = write_report(rows, root, plan.recipe.title, notes=notes, extra_sections=extra + train_rows + [""],
+                          samples=read_jsonl(ev / "samples.jsonl"), validation=validation)
     summary = {"out": str(root), "report": str(report), "timings": timings, "checks": checks}
     atomic_write_json(root / "run.json", summary)
     return summary
