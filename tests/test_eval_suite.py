@@ -257,15 +257,24 @@ def test_openai_endpoint_is_evaluated_by_the_same_code_and_an_unreachable_one_ke
         live = {**dead, "base_url": url}
         captured.console.file.truncate(0)
         rows, samples = run_eval(out, captured.console, models=[hf, live])
+        # a started reply (reply_prefix, budget forcing's forced </think>) goes over the API as a final
+        # assistant message with continue_final_message, and comes back the same as in-process
+        pre = {"reply_prefix": "<think>\n"}
+        strategies = ["greedy", {"name": "budget", "thinking_budget": 4, "answer_tokens": 6}]
+        rows_p, samples_p = run_eval(tmp_path / "p", captured.console, models=[{**hf, **pre}, {**live, **pre}],
+                                     strategies=strategies)
     finally:
         stop()
     assert "local rules greedy: done earlier; read back" in captured.text
-    a = {s["problem_id"]: s for s in samples if s["model"] == "local"}
-    b = {s["problem_id"]: s for s in samples if s["model"] == "remote"}
-    assert a.keys() == b.keys() and len(a) == 8
-    for pid in a:  # greedy through the endpoint == greedy in-process: same text (the API strips it), tokens, verdict
-        assert (b[pid]["completion"], b[pid]["tokens"], b[pid]["correct"]) == \
-               (a[pid]["completion"].strip(), a[pid]["tokens"], a[pid]["correct"])
+    for smp in (samples, samples_p):
+        for strategy in {s["strategy"] for s in smp}:
+            a = {s["problem_id"]: s for s in smp if s["model"] == "local" and s["strategy"] == strategy}
+            b = {s["problem_id"]: s for s in smp if s["model"] == "remote" and s["strategy"] == strategy}
+            assert a.keys() == b.keys() and len(a) == 8
+            for pid in a:  # through the endpoint == in-process: same text, tokens, verdict
+                assert (b[pid]["completion"], b[pid]["tokens"], b[pid]["correct"]) == \
+                       (a[pid]["completion"], a[pid]["tokens"], a[pid]["correct"])
+    assert row(rows_p, model="remote", strategy="budget")["forced_rate"] > 0
     assert row(rows, model="remote")["backend"] == "openai" and row(rows, model="local")["backend"] == "hf"
     assert row(rows, model="remote")["accuracy"] == row(rows, model="local")["accuracy"]
     assert (out / "manifest.json").exists()

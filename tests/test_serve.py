@@ -115,6 +115,21 @@ def test_greedy_equals_generate_batched(noisy):
     assert r.choices[0].text == ref[0].text
 
 
+def test_continue_final_message_continues_a_started_reply(noisy):
+    url, model, tok = noisy
+    c = client(url)
+    started = "<think>\nx"
+    ref = generate_batched(model, tok, [msgs(QUESTIONS[1])], max_new_tokens=12, reply_prefix=started)[0]
+    r = c.chat.completions.create(model="noisy", messages=msgs(QUESTIONS[1]) + [{"role": "assistant", "content": started}],
+                                  temperature=0, max_tokens=12,
+                                  extra_body={"continue_final_message": True, "add_generation_prompt": False})
+    assert started + r.choices[0].message.content == ref.text      # the reply holds the continuation only
+    assert r.usage.completion_tokens == ref.n_tokens
+    with pytest.raises(openai.BadRequestError, match="started assistant message"):
+        c.chat.completions.create(model="noisy", messages=msgs(QUESTIONS[1]), max_tokens=2,
+                                  extra_body={"continue_final_message": True})
+
+
 def test_n_samples_and_seed(noisy):
     url, _, _ = noisy
     c = client(url)

@@ -234,7 +234,8 @@ class OpenAIEngine(Engine):
             for i in idx:
                 a = asks[i]
                 msgs = a.messages + ([{"role": "assistant", "content": a.prefix}] if a.prefix else [])
-                reqs.append(Request(key=str(i), problem=a.problem, messages=msgs, sample_index=a.seed))
+                reqs.append(Request(key=str(i), problem=a.problem, messages=msgs, sample_index=a.seed,
+                                    context={"raw": True}))
             t0 = time.perf_counter()
             replies = backend.generate(reqs, sampling)
             share = (time.perf_counter() - t0) / max(len(idx), 1)
@@ -242,9 +243,9 @@ class OpenAIEngine(Engine):
                 if isinstance(rep, Exception):
                     out[i] = rep if isinstance(rep, TeacherError) else TeacherError(str(rep), "error")
                     continue
-                body = f"<think>\n{rep.reasoning}\n</think>\n{rep.answer}" if rep.reasoning else rep.answer
-                if rep.finish_reason == "length" and rep.reasoning and not rep.answer:
-                    body = f"<think>\n{rep.reasoning}"  # cut inside its thinking: no final answer
+                body = rep.meta["content"]
+                if rep.meta.get("reasoning_text"):  # the server split the reasoning off: put it back in its tags
+                    body = f"<think>\n{rep.meta['reasoning_text'].strip()}\n</think>\n{body}"
                 out[i] = Completion(text=asks[i].prefix + body, n_tokens=rep.completion_tokens,
                                     truncated=rep.finish_reason == "length", seconds=share)
             if progress is not None:

@@ -460,6 +460,8 @@ class OpenAIBackend(Backend):
         meta: dict[str, Any] = {}
         if reasoning_field:
             meta["reasoning_field"] = True
+        if r.context.get("raw"):  # the text exactly as served (eval rebuilds the whole reply from it)
+            meta.update(content=content or "", reasoning_text=reasoning_field)
         prompt_tokens = completion_tokens = 0
         if usage is None or not isinstance(usage.get("completion_tokens"), int):
             meta["usage_missing"] = True

@@ -85,6 +85,9 @@ class ChatRequest(_Request):
     top_logprobs: int | None = Field(None, ge=0)
     separate_reasoning: bool | None = Field(None, description="return <think> as message.reasoning_content "
                                             "(default: the server's --reasoning-parser)")
+    continue_final_message: bool = Field(False, description="the last message is a started assistant reply: "
+                                         "continue it (vLLM's extension; the reply holds the continuation only)")
+    add_generation_prompt: bool = Field(True, description="vLLM's extension; false goes with continue_final_message")
 
 
 class CompletionRequest(_Request):

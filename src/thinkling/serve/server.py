@@ -207,10 +207,18 @@ class Api:
         messages = [m.as_dict() for m in req.messages]
         from thinkling.models.render import render_prompt
 
+        started = ""
+        if req.continue_final_message:  # the reply was started by the client: render up to it, then its text
+            if messages[-1]["role"] != "assistant" or len(messages) < 2:
+                raise ApiError(400, "continue_final_message needs a started assistant message last",
+                               param="messages")
+            messages, started = messages[:-1], messages[-1]["content"]
         try:
             prompt = render_prompt(self.tok, messages)
         except Exception as e:  # noqa: BLE001 - a template that rejects these messages (jinja raises anything)
             raise ApiError(400, f"the chat template cannot render these messages: {e}", param="messages") from None
+        if started:
+            prompt = prompt + self.tok(started, add_special_tokens=False)["input_ids"]
         if req.top_logprobs is not None and not req.logprobs:
             raise ApiError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
         k = (req.top_logprobs or 0) if req.logprobs else None
