@@ -194,3 +194,52 @@ def test_openai_backend_against_a_real_vllm_server(model, hf_replies, tmp_path, 
         assert t.teacher == "openai:tiny" and t.finish_reason in ("stop", "length")
         assert t.usage.prompt_tokens > 0 and 0 < t.usage.completion_tokens <= MAX_TOKENS
         assert isinstance(task.verify(t.answer or None, "0"), bool)
+
+
+def eval_config(out: Path, models: list[dict], strategies: list) -> dict:
+    return {"out": str(out), "models": models, "strategies": strategies, "max_new_tokens": MAX_TOKENS,
+            "task": {"name": "arithmetic", "split": "test", "n": 4, "levels": [1, 2]}, "threads": 1}
+
+
+def test_eval_with_the_vllm_engine_matches_the_hf_engine(model, tmp_path, captured):
+    """`thinkling eval` with backend vllm (run in the vLLM venv) == backend hf, greedy and budget-forced."""
+    import yaml
+
+    from thinkling.artifacts import read_jsonl
+    from thinkling.evaluate.stage import EvalConfig, evaluate
+
+    strategies = ["greedy", {"name": "budget", "thinking_budget": 6, "answer_tokens": 8}]
+    pre = {"reply_prefix": "<think>\n"}
+    evaluate(build_config(EvalConfig, eval_config(tmp_path / "hf", [{"name": "m", "path": str(model), **pre}],
+                                                  strategies)), console=captured.console)
+    cfg = eval_config(tmp_path / "vllm", [{"name": "m", "path": str(model), "backend": "vllm", **pre,
+                                           "backend_options": {"vllm_max_model_len": 512}}], strategies)
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(cfg))
+    p = subprocess.run([VLLM_PYTHON, "-m", "thinkling.cli", "eval", "--config", str(tmp_path / "eval.yaml")],
+                       env=vllm_env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-4000:]
+    a, b = read_jsonl(tmp_path / "hf" / "samples.jsonl"), read_jsonl(tmp_path / "vllm" / "samples.jsonl")
+    key = lambda s: (s["strategy"], s["problem_id"], text(s["completion"]), s["tokens"], s["truncated"])  # noqa: E731
+    assert [key(s) for s in b] == [key(s) for s in a]
+    assert any("</think>" in s["completion"] for s in b if s["strategy"] == "budget")
+
+
+def test_budget_forcing_through_a_real_vllm_server(model, tmp_path, captured):
+    """A started reply goes to vLLM as a final assistant message with continue_final_message."""
+    from thinkling.artifacts import read_jsonl
+    from thinkling.evaluate.stage import EvalConfig, evaluate
+
+    strategies = ["greedy", {"name": "budget", "thinking_budget": 6, "answer_tokens": 8}]
+    pre = {"reply_prefix": "<think>\n"}
+    proc = start_vllm_server(model, free_port(), log=tmp_path / "server.log")
+    try:
+        base_url = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}/v1"
+        models = [{"name": "local", "path": str(model), **pre},
+                  {"name": "remote", "path": "tiny", "backend": "openai", "base_url": base_url, **pre}]
+        evaluate(build_config(EvalConfig, eval_config(tmp_path / "e", models, strategies)), console=captured.console)
+    finally:
+        stop_server(proc)
+    smp = read_jsonl(tmp_path / "e" / "samples.jsonl")
+    key = lambda s: (s["strategy"], s["problem_id"], text(s["completion"]), s["tokens"])  # noqa: E731
+    assert [key(s) for s in smp if s["model"] == "remote"] == [key(s) for s in smp if s["model"] == "local"]
+    assert any("</think>" in s["completion"] for s in smp if s["model"] == "remote" and s["strategy"] == "budget")

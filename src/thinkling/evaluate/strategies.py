@@ -256,8 +256,10 @@ def budget(ctx: Context, problems: list[Problem], opts: BudgetOptions) -> list[O
     cut = [i for i, c in enumerate(first)
            if c.truncated and not split_thinking(ctx.normalise(c.text))[2]]  # still inside its thinking
     close = opts.close_text.replace(THINK_CLOSE, ctx.think_tags[1])
-    cont = ctx.run([Ask(ctx.task.messages(problems[i]), problems[i], prefix=first[i].text + close, task=ctx.task)
-                    for i in cut],
+    # a cut can fall inside a multi-byte character: transformers decodes its bytes as U+FFFD, vLLM holds
+    # them back; dropping them makes the forced continuation the same text on every engine
+    cont = ctx.run([Ask(ctx.task.messages(problems[i]), problems[i], prefix=first[i].text.rstrip("\ufffd") + close,
+                        task=ctx.task) for i in cut],
                    max_tokens=opts.answer_tokens) if cut else []
     forced = dict(zip(cut, cont))
     outs = []
