@@ -178,7 +178,12 @@ def test_lorid_consistency_loop_iterates_until_agreement_then_falls_back(lorid_d
     task_spec = {"name": "arithmetic", "split": "test", "n": 8, "levels": [1, 2]}
     strat = {"name": "lorid", "max_iterations": 3, "temperature": 1.0, "knowledge_tokens": 8}
     rows, samples = run_eval(tmp_path / "e", captured.console, task=task_spec,
-                             models=[{"name": "lorid", "path": str(lorid_dir)}], strategies=[strat])
+                             models=[{"name": "lorid", "path": str(lorid_dir)}], strategies=["greedy", strat])
+    greedy = {s["problem_id"]: s["completion"] for s in samples if s["strategy"] == "greedy"}
+    samples = [s for s in samples if s["strategy"] == "lorid"]
+    # plain greedy on a LoRID dir is its Intuitive Reasoner: round 1 of the loop asks it the same
+    assert greedy == {s["problem_id"]: s["completion"] for s in samples if s["iteration"] == 1
+                      and s["role"] == "intuitive"}
     task = get_task("arithmetic")
     r = row(rows, strategy="lorid")
     by: dict[str, list[dict]] = {}
@@ -209,7 +214,8 @@ def test_lorid_consistency_loop_iterates_until_agreement_then_falls_back(lorid_d
     assert sum(hist.values()) == len(by) and hist.get("3", 0) > 0   # random adapters rarely agree: fallback
     from thinkling.artifacts import iter_jsonl
 
-    final = {r["problem_id"]: r for r in iter_jsonl(next((tmp_path / "e" / "units").iterdir()) / "problems.jsonl")}
+    unit = next(d for d in (tmp_path / "e" / "units").iterdir() if "__lorid-" in d.name)
+    final = {r["problem_id"]: r for r in iter_jsonl(unit / "problems.jsonl")}
     for pid, ss in by.items():  # a problem that never agreed takes the Deep Reasoner's last answer
         if not final[pid]["extra"]["agreed"]:
             last_deep = next(s for s in ss if s["iteration"] == 3 and s["role"] == "deep")

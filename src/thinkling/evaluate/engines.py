@@ -54,13 +54,14 @@ class Engine(ABC):
         pass
 
 
-def lorid_layout(path: str | Path) -> tuple[str, dict[str, str]]:
-    """(base checkpoint, {adapter: dir}) of a LoRID output dir; (path, {}) for a plain checkpoint."""
+def lorid_layout(path: str | Path) -> tuple[str, dict[str, str], str | None]:
+    """(base checkpoint, {adapter: dir}, default adapter) of a LoRID output dir; (path, {}, None) otherwise."""
     root = Path(path).expanduser()
     if not (root / "lorid.json").is_file():
-        return str(path), {}
+        return str(path), {}, None
     spec = json.loads((root / "lorid.json").read_text())
-    return str(root / spec.get("base", "base")), {n: str(root / rel) for n, rel in spec.get("adapters", {}).items()}
+    adapters = {n: str(root / rel) for n, rel in spec.get("adapters", {}).items()}
+    return str(root / spec.get("base", "base")), adapters, spec.get("default")
 
 
 class HFEngine(Engine):
@@ -71,7 +72,9 @@ class HFEngine(Engine):
     def __init__(self, path: str, dtype: str = "float32", batch_size: int = 64, use_adapters: bool = False):
         from thinkling.models.loading import load_model, load_tokenizer
 
-        base, adapters = lorid_layout(path) if use_adapters else (path, {})
+        # with its adapters loaded, a LoRID dir answers plain asks with its default adapter (the Intuitive
+        # Reasoner, which is also what the merged checkpoint in the dir holds)
+        base, adapters, self.default = lorid_layout(path) if use_adapters else (path, {}, None)
         self.tokenizer = load_tokenizer(base)
         self.model = load_model(base, dtype)
         self.batch_size = batch_size
@@ -93,10 +96,11 @@ class HFEngine(Engine):
         # one generate call per (adapter, seed): greedy ignores the seed, so it batches across samples
         groups: dict[tuple[str | None, int], list[int]] = {}
         for i, a in enumerate(asks):
-            if a.adapter is not None and a.adapter not in self.adapters:
-                out[i] = ValueError(f"adapter {a.adapter!r} is not loaded (have: {', '.join(self.adapters) or 'none'})")
+            adapter = a.adapter or self.default
+            if adapter is not None and adapter not in self.adapters:
+                out[i] = ValueError(f"adapter {adapter!r} is not loaded (have: {', '.join(self.adapters) or 'none'})")
                 continue
-            groups.setdefault((a.adapter, a.seed if temperature > 0 else 0), []).append(i)
+            groups.setdefault((adapter, a.seed if temperature > 0 else 0), []).append(i)
         for (adapter, seed), idx in groups.items():
             if self.adapters:
                 if adapter is None:

@@ -52,11 +52,14 @@ class ModelRef(StageConfig):
     think_tags: tuple[str, str] = Field((THINK_OPEN, THINK_CLOSE), description="the model's own reasoning tags "
                                         "(stripped before the answer is extracted)")
     tasks: list[str] | None = Field(None, description="evaluate this model on these task names only (None: all)")
+    strategies: list[str] | None = Field(None, description="run only these strategy labels for this model "
+                                         "(None: all)")
     tags: dict[str, str] = Field(default_factory=dict, description="labels carried into its rows, e.g. "
                                  "{training: multi-task} for the logic report")
 
     def identity(self) -> dict[str, Any]:
-        keep = {k: v for k, v in self.model_dump(mode="json").items() if k not in ("name", "tasks", "tags")}
+        keep = {k: v for k, v in self.model_dump(mode="json").items()
+                if k not in ("name", "tasks", "strategies", "tags")}
         opts = {k: v for k, v in self.backend_options.items()
                 if k not in ("concurrency", "max_retries", "timeout", "backoff_base", "backoff_cap", "api_key_env")}
         return {**keep, "backend_options": opts}
@@ -128,6 +131,11 @@ class EvalConfig(StageConfig):
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"models share a name ({names}); names label the results")
+        labels = {s["label"] for s in self.strategies}
+        for m in self.models:
+            unknown = sorted(set(m.strategies or []) - labels)
+            if unknown:
+                raise ValueError(f"model {m.name}: strategies {unknown} are not among the strategy labels {sorted(labels)}")
         if self.validate_with is not None and self.validate_with not in names:
             raise ValueError(f"validate_with={self.validate_with!r} is not one of the models ({', '.join(names)})")
         return self
@@ -296,6 +304,8 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
                 task = spec.build()
                 problems = spec.problems()
                 for strat in cfg.strategies:
+                    if ref.strategies is not None and strat["label"] not in ref.strategies:
+                        continue
                     try:
                         unit, engine = _run_unit(cfg, ref, spec, regime, task, problems, strat, engine, model_files,
                                                  console=console)
@@ -353,7 +363,9 @@ def _run_unit(cfg: EvalConfig, ref: ModelRef, spec: TaskSpec, regime: str | None
         return {**meta, "records": recs, "samples": list(iter_jsonl(udir / "samples.jsonl"))}, engine
     if engine is None:
         try:
-            engine = build_engine(ref, cfg, use_adapters=any(s["name"] == "lorid" for s in cfg.strategies))
+            engine = build_engine(ref, cfg, use_adapters=any(
+                s["name"] == "lorid" and (ref.strategies is None or s["label"] in ref.strategies)
+                for s in cfg.strategies))
         except EngineError as e:
             raise _UnitFailed(f"{label}: {e}") from None
     udir.mkdir(parents=True, exist_ok=True)
