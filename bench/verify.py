@@ -37,8 +37,8 @@ def _timed(fn, items):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data", help="the shared benchmark data folder")
-    ap.add_argument("--datasets", default="gsm8k,math500",
-                    help="comma-separated: gsm8k (train split), math500, math (test split)")
+    ap.add_argument("--datasets", default="gsm8k,gsm8k:test,math500",
+                    help="comma-separated: gsm8k (train split; gsm8k:test for its test split), math500, math (test split)")
     ap.add_argument("--show", type=int, default=20, help="disagreements / failures to list per dataset")
     args = ap.parse_args()
 
@@ -49,14 +49,16 @@ def main() -> None:
     from thinkling.tasks.math import VERIFY_TIMEOUT_S, _mv_equal, verifier_events
 
     data = Path(args.data)
-    split = {"gsm8k": "train", "math500": "test", "math": "test"}
+    default_split = {"gsm8k": "train", "math500": "test", "math": "test"}
     rows1, rows2, notes = [], [], []
-    for name in args.datasets.split(","):
+    for item in args.datasets.split(","):
+        name, _, sp = item.partition(":")
+        split = {name: sp or default_split[name]}
         task = get_task(name, data_dir=str(data / name))
         probs = task.problems(split[name])
         golds = [p.answer for p in probs]
         if name == "gsm8k":  # the raw worked answer, "... #### 72", calculator annotations and all
-            sols = [r["answer"] for r in read_jsonl(data / name / "train.jsonl")]
+            sols = [r["answer"] for r in read_jsonl(data / name / f"{split[name]}.jsonl")]
             assert len(sols) == len(probs)
         else:
             sols = [p.meta["solution"] for p in probs]
