@@ -31,7 +31,7 @@ import hashlib
 import random
 
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, SyntheticTask, last_number, register_task
+from thinkling.tasks.base import OracleTrace, SyntheticTask, integer_answer, register_task
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 OPS = ("+", "-", "*")
@@ -153,10 +153,7 @@ class ArithmeticTask(SyntheticTask):
     # ------------------------------------------------------------------ answers
 
     def extract_answer(self, text: str) -> str | None:
-        n = last_number(text)
-        if n is None or not n.lstrip("-").isdigit():
-            return None
-        return str(int(n))
+        return integer_answer(text)
 
     # ------------------------------------------------------------------ oracle teacher
 

@@ -160,3 +160,26 @@ def last_number(text: str) -> str | None:
     if s.endswith(".0"):
         s = s[:-2]
     return s
+
+
+def integer_answer(text: str) -> str | None:
+    """The last number of ``text`` when it is an integer (``"07"`` -> ``"7"``), else None."""
+    n = last_number(text)
+    if n is None or not n.lstrip("-").isdigit():
+        return None
+    return str(int(n))
+
+
+def sample_problems(problems: list[Problem], key: str, n: int | None, levels: list[int] | None,
+                    seed: int) -> list[Problem]:
+    """Problems filtered by level; with ``n``, a seeded sample of ``n`` of them kept in their order
+    (file tasks are often sorted by subject, so a prefix would not do). ``key`` names the draw."""
+    if levels:
+        problems = [p for p in problems if p.level in levels]
+    if n is not None and n < len(problems):
+        import random
+
+        keep = sorted(random.Random(f"{key}/{seed}").sample(range(len(problems)), n))
+        problems = [problems[i] for i in keep]
+    return problems
+

@@ -69,7 +69,9 @@ from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, SyntheticTask, Task, last_number, register_task
+from thinkling.tasks.base import (
+    OracleTrace, SyntheticTask, Task, integer_answer, last_number, register_task, sample_problems,
+)
 from thinkling.tasks.gsm8k import last_boxed
 
 REGIMES = ("instruction", "concepts", "related", "full")
@@ -335,10 +337,7 @@ class EvidenceTask(SyntheticTask):
     # ------------------------------------------------------------------ answers
 
     def extract_answer(self, text: str) -> str | None:
-        n = last_number(text)
-        if n is None or not n.lstrip("-").isdigit():
-            return None
-        return str(int(n))
+        return integer_answer(text)
 
     # ------------------------------------------------------------------ oracle teacher
 
@@ -508,12 +507,7 @@ class EvidenceJsonlTask(Task):
                 raise DataError(f"{where}: duplicate id {p.meta['source_id']!r} (first at {first[p.id]})")
             first[p.id] = where
             out.append(p)
-        if levels:
-            out = [p for p in out if p.level in levels]
-        if n is not None and n < len(out):
-            keep = sorted(random.Random(f"{self.name}/{split}/{seed}").sample(range(len(out)), n))
-            out = [out[i] for i in keep]
-        return out
+        return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
     def extract_answer(self, text: str) -> str | None:
         boxed = last_boxed(text)

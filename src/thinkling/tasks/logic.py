@@ -41,13 +41,12 @@ Extraction (the final answer text; ``Task.score`` has already removed the reason
 from __future__ import annotations
 
 import os
-import random
 import re
 from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import Task, register_task
+from thinkling.tasks.base import Task, register_task, sample_problems
 from thinkling.tasks.gsm8k import last_boxed
 
 SHARED = "../shared/data"
@@ -121,12 +120,7 @@ class _FileTask(Task):
         """All problems of ``split`` (file order), filtered by level; with ``n``, a seeded sample of
         ``n`` of them, kept in file order."""
         out = self._load(split, levels)
-        if levels:
-            out = [p for p in out if p.level in levels]
-        if n is not None and n < len(out):
-            keep = sorted(random.Random(f"{self.name}/{split}/{seed}").sample(range(len(out)), n))
-            out = [out[i] for i in keep]
-        return out
+        return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
 
 # ----------------------------------------------------------------------------- extraction

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import select
 import subprocess
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, Task, last_number, register_task
+from thinkling.tasks.base import OracleTrace, Task, last_number, register_task, sample_problems
 from thinkling.tasks.gsm8k import last_boxed
 
 log = logging.getLogger(__name__)
@@ -360,12 +359,7 @@ class _MathFileTask(Task):
         """All problems of ``split`` (file order), filtered by level; with ``n``, a seeded sample of
         ``n`` of them, still in file order (the files are sorted by subject, so a prefix would not do)."""
         out = [self._problem(r, i, split, where) for i, (r, where) in enumerate(self._rows(split))]
-        if levels:
-            out = [p for p in out if p.level in levels]
-        if n is not None and n < len(out):
-            keep = sorted(random.Random(f"{self.name}/{split}/{seed}").sample(range(len(out)), n))
-            out = [out[i] for i in keep]
-        return out
+        return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
     def extract_answer(self, text: str) -> str | None:
         return extract_math_answer(text)

@@ -43,7 +43,6 @@ declared the type, so a mismatch is a mistake in the file or in the options.
 
 from __future__ import annotations
 
-import random
 import re
 import string
 from decimal import Decimal
@@ -51,7 +50,7 @@ from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import Task, last_number, register_task
+from thinkling.tasks.base import Task, last_number, register_task, sample_problems
 from thinkling.tasks.gsm8k import last_boxed
 from thinkling.tasks.logic import _last_choice, _letter_patterns
 from thinkling.tasks.math import canonical, extract_math_answer, math_equal, plain_number
@@ -229,12 +228,7 @@ class JsonlTask(Task):
             seen[p.id] = where
             out.append(p)
         self._seen_levels.update(p.level for p in out)
-        if levels:
-            out = [p for p in out if p.level in levels]
-        if n is not None and n < len(out):
-            keep = sorted(random.Random(f"{self.name}/{split}/{seed}").sample(range(len(out)), n))
-            out = [out[i] for i in keep]
-        return out
+        return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
     # ------------------------------------------------------------------------- extraction
 
