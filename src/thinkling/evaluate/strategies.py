@@ -141,15 +141,24 @@ def _asks(task, problems: list[Problem], prefix: str = "", adapter: str | None =
 # ----------------------------------------------------------------------------- greedy / adaptive
 
 
-@register_strategy("greedy")
-def greedy(ctx: Context, problems: list[Problem], opts: NoOptions) -> list[Outcome]:
-    """One greedy completion per problem."""
-    comps = ctx.run(_asks(ctx.task, problems))
+def reply_mode(text: str) -> str:
+    """Which mode an adaptive student's reply opened with ("" for any other reply)."""
+    return "short" if text.startswith(SHORT_MARK) else "long" if text.startswith(LONG_MARK) else ""
+
+
+def _one_each(ctx: Context, problems: list[Problem], prefix: str = "") -> list[Outcome]:
+    comps = ctx.run(_asks(ctx.task, problems, prefix=prefix))
     outs = []
     for p, c in zip(problems, comps):
         s = ctx.score(c, p.answer)
         outs.append(Outcome(p, [s], s.predicted, s.correct, {"mode": reply_mode(c.text)}))
     return outs
+
+
+@register_strategy("greedy")
+def greedy(ctx: Context, problems: list[Problem], opts: NoOptions) -> list[Outcome]:
+    """One greedy completion per problem."""
+    return _one_each(ctx, problems)
 
 
 class AdaptiveOptions(StageConfig):
@@ -157,20 +166,10 @@ class AdaptiveOptions(StageConfig):
                                                    "(None: the student picks)")
 
 
-def reply_mode(text: str) -> str:
-    return "short" if text.startswith(SHORT_MARK) else "long" if text.startswith(LONG_MARK) else ""
-
-
 @register_strategy("adaptive", AdaptiveOptions)
 def adaptive(ctx: Context, problems: list[Problem], opts: AdaptiveOptions) -> list[Outcome]:
     """Greedy; an adaptive student picks ``<short>`` or ``<long>`` itself (or is forced); the mode is recorded."""
-    prefix = {"short": SHORT_MARK, "long": LONG_MARK}.get(opts.force or "", "")
-    comps = ctx.run(_asks(ctx.task, problems, prefix=prefix))
-    outs = []
-    for p, c in zip(problems, comps):
-        s = ctx.score(c, p.answer)
-        outs.append(Outcome(p, [s], s.predicted, s.correct, {"mode": reply_mode(c.text)}))
-    return outs
+    return _one_each(ctx, problems, prefix={"short": SHORT_MARK, "long": LONG_MARK}.get(opts.force or "", ""))
 
 
 # ----------------------------------------------------------------------------- sampling
