@@ -210,9 +210,11 @@ def test_mini_recipe_end_to_end_and_rerun_skips_every_stage(cli, tmp_path):
     assert log.count("started (pid") == 2, log  # two students trained in parallel processes
     assert "skipping" not in log
 
-    for f in ("report.md", "results.json", "frontier.png", "run.json"):
+    for f in ("report.md", "report.html", "results.json", "frontier.png", "run.json"):
         assert (out / f).is_file(), f
     assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()   # the run's page holds its example traces and claims
+    assert "Example traces" in page and "Claims checked" in page and "data:image/png;base64," in page
     rows = json.loads((out / "results.json").read_text())
     assert sorted((r["model"], str(r["level"])) for r in rows) == sorted(
         (m, lv) for m in ("concise", "none") for lv in ("3", "4", "all"))
