@@ -209,6 +209,17 @@ def test_pooled_groups_sum_correct_and_n_over_the_tasks_of_a_group():
     assert (q["correct"], q["n"], q["strategy"]) == (10, 40, "greedy")
 
 
+def test_training_regimes_pool_the_single_task_students_into_one_figure_per_group():
+    rows = [make_row("single-a", "rules", "all", "greedy", 6, 10, 5.0, group="deductive", training="single-task"),
+            make_row("single-b", "abduction", "all", "greedy", 2, 10, 5.0, group="abductive", training="single-task"),
+            make_row("multi", "rules", "all", "greedy", 7, 10, 5.0, group="deductive", training="multi-task"),
+            make_row("multi", "abduction", "all", "greedy", 3, 10, 5.0, group="abductive", training="multi-task"),
+            make_row("untagged", "rules", "all", "greedy", 9, 10, 5.0, group="deductive")]
+    got = {(p["group"], p["model"]): (p["correct"], p["n"]) for p in pooled_groups(rows, by="training")}
+    assert got == {("deductive", "single-task"): (6, 10), ("abductive", "single-task"): (2, 10),
+                   ("deductive", "multi-task"): (7, 10), ("abductive", "multi-task"): (3, 10)}
+
+
 def test_merge_deduplicates_by_model_task_level_strategy_regime_and_defaults_to_greedy():
     old = {"model": "m", "task": "t", "level": "all", "n": 10, "accuracy": 0.5}
     assert strategy_of(old) == "greedy"

@@ -209,18 +209,21 @@ def regime_gaps(rows: Sequence[dict]) -> list[dict]:
     return sorted(out, key=lambda g: (g["task"], g["model"], g["strategy"]))
 
 
-def pooled_groups(rows: Sequence[dict]) -> list[dict]:
+def pooled_groups(rows: Sequence[dict], by: str = "model") -> list[dict]:
     """Accuracy pooled over the tasks of each logic group (sum correct / sum n, Wilson 95% CI).
 
     One result per (group, model, strategy, regime) from the level-"all" rows that have a ``group``:
-    ``group, model, strategy, regime, training, tasks, n, correct, accuracy, ci_low, ci_high``."""
+    ``group, model, strategy, regime, training, tasks, n, correct, accuracy, ci_low, ci_high``.
+    ``by="training"`` pools the models that share a ``tags.training`` instead (the LogiGLUE comparison:
+    the single-task students, one per task, pool into one single-task figure per group); ``model`` is
+    then the training regime."""
     from thinkling.evaluate.metrics import wilson_interval
 
     acc: dict[tuple, dict] = {}
     for r in rows:
-        if not r.get("group") or r.get("level") != "all":
+        if not r.get("group") or r.get("level") != "all" or (by == "training" and not training_of(r)):
             continue
-        k = (r["group"], r["model"], strategy_of(r), r.get("regime"))
+        k = (r["group"], r["model"] if by == "model" else training_of(r), strategy_of(r), r.get("regime"))
         a = acc.setdefault(k, {"tasks": [], "n": 0, "correct": 0, "training": None})
         a["tasks"].append(r["task"])
         a["n"] += int(r["n"])
@@ -765,6 +768,8 @@ PARETO_HELP = ("A point is on the Pareto front when no other point of its panel 
 GAP_HELP = ("Gaps in accuracy points between regimes of the same (model, task, strategy), level all; "
             "brackets: approx. 95% CI (Newcombe, from the two Wilson intervals; conservative since the "
             "regimes share their instances).")
+REGIME_POOL_HELP = ("The same, pooled over the models that share a training regime (tags.training): the "
+                    "single-task students, one per task, make one single-task figure per group.")
 GROUP_HELP = ("Accuracy pooled over the tasks of each logic group (sum correct / sum n, level all) with a "
               "Wilson 95% CI, and the number correct / n; 'k of m tasks' marks a cell pooled over fewer tasks.")
 
@@ -830,6 +835,10 @@ def _markdown(a: ReportData, title: str, notes: list[str], extra: list[str], has
         md += ["### Instance validation", "", _md_table(*_validation_table_data(a.validation)), ""]
     if a.pooled:
         md += ["## Logic groups", "", GROUP_HELP, "", _md_table(*_groups_table_data(a.pooled)), ""]
+        regimes = pooled_groups(a.rows, by="training")
+        if regimes:
+            md += ["### Training regimes per group", "", REGIME_POOL_HELP, "",
+                   _md_table(*_groups_table_data(regimes)), ""]
     md += extra
     pids = protocol_ids(a.rows)
     if pids:
@@ -1128,8 +1137,11 @@ def write_html_report(a: ReportData, path: str | Path, title: str, notes: list[s
         sections.append(("validation", "Instance validation", _html_table(*_validation_table_data(a.validation),
                                                                            "validation")))
     if a.pooled:
+        regimes = pooled_groups(a.rows, by="training")
         sections.append(("groups", "Logic groups", f"<p class='help'>{_e(GROUP_HELP)}</p>"
-                         + _html_table(*_groups_table_data(a.pooled), cls="groups")))
+                         + _html_table(*_groups_table_data(a.pooled), cls="groups")
+                         + (f"<h3>Training regimes per group</h3><p class='help'>{_e(REGIME_POOL_HELP)}</p>"
+                            + _html_table(*_groups_table_data(regimes), cls="groups") if regimes else "")))
     if extra:
         sections.append(("more", "More", markdown_to_html(extra)))
     if samples:
