@@ -70,7 +70,8 @@ class EvalConfig(StageConfig):
     models: list[ModelRef] = Field(description="students, teachers or any chat models to evaluate; 'name=path' "
                                    "strings accepted")
     task: TaskSpec = Field(default_factory=lambda: TaskSpec(split="test", n=100),
-                           description="the task to evaluate on (with `tasks`, when also given, the first of them)")
+                           description="the task to evaluate on (default: arithmetic, split test, n 100; with "
+                           "`tasks`, when also given, the first of them)")
     tasks: list[TaskSpec] = Field(default_factory=list, description="more tasks, each a TaskSpec "
                                   "(e.g. [{name: rules, split: test}, {name: abduction, split: test}])")
     strategies: list[dict[str, Any]] = Field(
@@ -79,11 +80,12 @@ class EvalConfig(StageConfig):
                     "<options>}; e.g. {name: sample, n: 8, k: [1, 8]}, {name: budget, thinking_budget: 64}")
     regimes: list[Literal["instruction", "concepts", "related", "full"]] = Field(
         list(REGIMES), description="evidence regimes each evidence task is evaluated in")
-    validate_with: str | None = Field(None, description="model name whose greedy answers validate evidence "
-                                      "instances (kept: wrong with no evidence, right with the gold concepts)")
+    validate_with: str | None = Field(None, description="model name whose answers (first strategy) validate "
+                                      "evidence instances (kept: wrong with no evidence, right with the gold "
+                                      "concepts)")
     max_new_tokens: int = Field(512, ge=1, description="generation cap; a completion that hits it is truncated")
     batch_size: int = Field(64, ge=1, description="hf: prompts per generate call")
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="hf: weights dtype")
     threads: int | None = Field(None, ge=1, description="torch threads")
     seed: int = 0
 
