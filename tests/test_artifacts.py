@@ -251,3 +251,13 @@ def test_invalidate_and_corrupt_manifest(tmp_path):
     invalidate(out)  # idempotent
     (out / MANIFEST).write_text("{half a manif")
     assert read_manifest(out) is None and not is_complete(out, "s", {}, {})
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path):
+    import os
+
+    from thinkling.artifacts import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == os.stat(tmp_path / "b.txt").st_mode & 0o777

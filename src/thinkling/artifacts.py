@@ -64,12 +64,22 @@ def fingerprint(path: str | Path) -> str:
 # ----------------------------------------------------------------------------- atomic files
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via a temp file in the same directory and rename: readers never see half a file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the mode open() would give it
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
