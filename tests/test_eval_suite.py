@@ -68,8 +68,7 @@ def test_own_reasoning_tags_are_stripped_before_extraction():
     text = "<reasoning>the answer is 3, no wait</reasoning>\nThe answer is 5."
     ctx = Context(engine=None, task=task, max_tokens=8, think_tags=("<reasoning>", "</reasoning>"))
     assert ctx.score(Completion(text, 9, False, 0.0), "5").correct
-    cut = Context(engine=None, task=task, max_tokens=8, think_tags=("<reasoning>", "</reasoning>"))
-    s = cut.score(Completion("<reasoning>so the answer is 5", 8, True, 0.0), "5")
+    s = ctx.score(Completion("<reasoning>so the answer is 5", 8, True, 0.0), "5")
     assert s.predicted is None and not s.correct           # still thinking when cut: no final answer
     plain = Context(engine=None, task=task, max_tokens=8)  # default tags: the whole text is the answer
     assert plain.score(Completion(text, 9, False, 0.0), "5").predicted == "5"
@@ -143,7 +142,7 @@ def test_budget_forcing_cuts_the_thinking_and_forces_an_answer(noisy_model, tmp_
         if s["tokens"] > 4:  # forced: the first 4 thinking tokens are greedy's, then </think> was inserted
             head = s["completion"].split("\n</think>\n")[0]
             assert g["completion"].startswith(head) and len(head) > len("<think>\n")
-    assert row(rows, strategy="budget")["mean_tokens"] <= 10 < row(rows, strategy="greedy")["p95_tokens"] + 10
+    assert row(rows, strategy="budget")["mean_tokens"] < row(rows, strategy="greedy")["mean_tokens"]
 
 
 @pytest.fixture(scope="module")

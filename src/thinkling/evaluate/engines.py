@@ -16,11 +16,9 @@ that made one fail (an endpoint that went away): a failure is reported, never dr
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from thinkling.evaluate.generation import Completion
@@ -54,23 +52,13 @@ class Engine(ABC):
         pass
 
 
-def lorid_layout(path: str | Path) -> tuple[str, dict[str, str], str | None]:
-    """(base checkpoint, {adapter: dir}, default adapter) of a LoRID output dir; (path, {}, None) otherwise."""
-    root = Path(path).expanduser()
-    if not (root / "lorid.json").is_file():
-        return str(path), {}, None
-    spec = json.loads((root / "lorid.json").read_text())
-    adapters = {n: str(root / rel) for n, rel in spec.get("adapters", {}).items()}
-    return str(root / spec.get("base", "base")), adapters, spec.get("default")
-
-
 class HFEngine(Engine):
     """A transformers model in this process. A LoRID dir loads its base once with every adapter."""
 
     backend = "hf"
 
     def __init__(self, path: str, dtype: str = "float32", batch_size: int = 64, use_adapters: bool = False):
-        from thinkling.models.loading import load_model, load_tokenizer
+        from thinkling.models.loading import load_model, load_tokenizer, lorid_layout
 
         # with its adapters loaded, a LoRID dir answers plain asks with its default adapter (the Intuitive
         # Reasoner, which is also what the merged checkpoint in the dir holds)
@@ -207,25 +195,26 @@ class OpenAIEngine(Engine):
 
     def __init__(self, model: str, base_url: str, adapters: tuple[str, ...] = (), **spec_fields):
         from thinkling.generate.backends import TeacherSpec
-        from thinkling.generate.openai_backend import OpenAIBackend
 
         self.model = model
         self.adapters = tuple(adapters)
         self._spec = TeacherSpec(backend="openai", model=model, base_url=base_url, **spec_fields)
-        self._backends: dict[tuple[str, bool], OpenAIBackend] = {}
-        self._make = OpenAIBackend
+        self._backends: dict[tuple[str, bool], Any] = {}
 
     def _backend(self, model: str, prefixed: bool):
+        """One client per (served model, started reply or not): they differ in ``model`` and ``extra_body``."""
+        from thinkling.generate.openai_backend import OpenAIBackend
+
         key = (model, prefixed)
         if key not in self._backends:
             extra = dict(self._spec.extra_body)
             if prefixed:
                 extra.update(continue_final_message=True, add_generation_prompt=False)
-            self._backends[key] = self._make(self._spec.model_copy(update={"model": model, "extra_body": extra}))
+            self._backends[key] = OpenAIBackend(self._spec.model_copy(update={"model": model, "extra_body": extra}))
         return self._backends[key]
 
     def run(self, asks, max_tokens, temperature=0.0, top_p=1.0, progress=None):
-        from thinkling.generate.backends import Request, SamplingParams, TeacherError
+        from thinkling.generate.backends import Request, SamplingParams
 
         out: list[Completion | Exception | None] = [None] * len(asks)
         groups: dict[tuple[str, bool], list[int]] = {}
@@ -245,7 +234,7 @@ class OpenAIEngine(Engine):
             share = (time.perf_counter() - t0) / max(len(idx), 1)
             for i, rep in zip(idx, replies, strict=True):
                 if isinstance(rep, Exception):
-                    out[i] = rep if isinstance(rep, TeacherError) else TeacherError(str(rep), "error")
+                    out[i] = rep
                     continue
                 body = rep.meta["content"]
                 if rep.meta.get("reasoning_text"):  # the server split the reasoning off: put it back in its tags

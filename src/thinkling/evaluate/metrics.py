@@ -29,7 +29,8 @@ def percentile(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def summarize(correct: list[bool], tokens: list[int], truncated: list[bool], seconds: float) -> dict:
+def summarize(correct: list[bool], tokens: list[int], truncated: list[float], seconds: float) -> dict:
+    """A row's figures; ``truncated`` is per problem, the share of its completions that hit the cap."""
     n = len(correct)
     k = sum(correct)
     lo, hi = wilson_interval(k, n)

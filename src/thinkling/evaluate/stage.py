@@ -15,7 +15,6 @@ lists what was kept and dropped.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -185,7 +184,6 @@ class LoggedEngine(Engine):
         self.identity = identity
         self.log = AppendLog(log_path)  # first: it cuts a line torn by a kill
         self.done: dict[str, dict] = {r["key"]: r for r in iter_jsonl(log_path)}
-        self.reused = 0
 
     def key(self, a: Ask, max_tokens: int, temperature: float, top_p: float) -> str:
         return stable_hash({"model": self.identity, "messages": a.messages, "prefix": a.prefix, "adapter": a.adapter,
@@ -199,7 +197,6 @@ class LoggedEngine(Engine):
             r = self.done.get(k)
             if r is not None:
                 out[i] = Completion(r["text"], r["n_tokens"], r["truncated"], r["seconds"])
-                self.reused += 1
             else:
                 todo.append(i)
         if progress is not None and len(todo) < len(asks):
@@ -228,16 +225,18 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:60]
 
 
-def _expand_tasks(cfg: EvalConfig) -> list[tuple[TaskSpec, str | None]]:
-    """(task spec, regime): an evidence task once per regime (unless its options fix one)."""
-    out = []
+def _expand_tasks(cfg: EvalConfig) -> list[tuple[TaskSpec, str | None, Any, list]]:
+    """(task spec, regime, task, problems), loaded once for every model: an evidence task once per
+    regime (unless its options fix one)."""
+    specs: list[tuple[TaskSpec, str | None]] = []
     for spec in cfg.task_specs():
-        task = spec.build()
-        if getattr(task, "evidence", False) and "regime" not in spec.options:
-            out += [(spec.model_copy(update={"options": {**spec.options, "regime": r}}), r) for r in cfg.regimes]
+        if getattr(spec.build(), "evidence", False):
+            fixed = spec.options.get("regime")
+            specs += ([(spec, fixed)] if fixed else
+                      [(spec.model_copy(update={"options": {**spec.options, "regime": r}}), r) for r in cfg.regimes])
         else:
-            out.append((spec, spec.options.get("regime") if getattr(task, "evidence", False) else None))
-    return out
+            specs.append((spec, None))
+    return [(spec, regime, spec.build(), spec.problems()) for spec, regime in specs]
 
 
 def _unit_record(o, regime: str | None) -> dict:
@@ -300,11 +299,9 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
     for ref in cfg.models:
         engine: Engine | None = None
         try:
-            for spec, regime in tasks:
+            for spec, regime, task, problems in tasks:
                 if ref.tasks is not None and spec.name not in ref.tasks:
                     continue
-                task = spec.build()
-                problems = spec.problems()
                 for strat in cfg.strategies:
                     if ref.strategies is not None and strat["label"] not in ref.strategies:
                         continue
@@ -459,10 +456,3 @@ def _rows(cfg: EvalConfig, units: list[dict], validation: dict | None) -> list[d
                          **summarize_records(xs, u["strategy_name"]), "protocol": u["protocol"]})
     return rows
 
-
-def load_results(path: str | Path) -> list[dict]:
-    """Rows of an eval dir or a results.json file."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    return json.loads(p.read_text())

@@ -25,6 +25,19 @@ def set_threads(n: int | None) -> None:
     torch.set_num_threads(n)
 
 
+def lorid_layout(path: str | Path) -> tuple[str, dict[str, str], str | None]:
+    """(base checkpoint, {adapter: dir}, default adapter) of a LoRID output dir (``lorid.json``, written by
+    train method ``lorid``); ``(path, {}, None)`` for any other checkpoint."""
+    import json
+
+    root = Path(path).expanduser()
+    if not (root / "lorid.json").is_file():
+        return str(path), {}, None
+    spec = json.loads((root / "lorid.json").read_text())
+    adapters = {n: str(root / rel) for n, rel in spec.get("adapters", {}).items()}
+    return str(root / spec.get("base", "base")), adapters, spec.get("default")
+
+
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 

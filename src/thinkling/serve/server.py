@@ -33,16 +33,10 @@ log = logging.getLogger("thinkling.serve")
 
 def resolve_model(cfg: ServeConfig) -> tuple[str, dict[str, str]]:
     """(base checkpoint, {adapter name: dir}); a LoRID output dir (with lorid.json) brings its adapters."""
-    from thinkling.models.loading import ModelLoadError
+    from thinkling.models.loading import ModelLoadError, lorid_layout
 
-    root = Path(cfg.model).expanduser()
-    adapters = dict(cfg.adapters)
-    base = cfg.model
-    if (root / "lorid.json").is_file():
-        spec = json.loads((root / "lorid.json").read_text())
-        base = str(root / spec.get("base", "base"))
-        for name, rel in spec.get("adapters", {}).items():
-            adapters.setdefault(name, str(root / rel))
+    base, lorid_adapters, _ = lorid_layout(cfg.model)
+    adapters = {**lorid_adapters, **cfg.adapters}
     for name, path in adapters.items():
         if not (Path(path).expanduser() / "adapter_config.json").is_file():
             raise ModelLoadError(f"adapter {name!r}: {path} holds no peft adapter (no adapter_config.json)")

@@ -39,8 +39,7 @@ import random
 
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
-from thinkling.tasks.gsm8k import last_boxed
-from thinkling.tasks.logic import _last_choice, _letter_patterns
+from thinkling.tasks.logic import _letter_patterns, extract_letter
 from thinkling.tasks.rules import CATEGORIES, NAMES, _bucket
 
 OPTION_LETTERS = "ABCDE"
@@ -90,12 +89,7 @@ class ChoiceFamily(SyntheticTask):
         return out
 
     def extract_answer(self, text: str) -> str | None:
-        boxed = last_boxed(text)
-        if boxed:
-            got = _last_choice(boxed, _PATTERNS, lambda m: m.group(1))
-            if got is not None:
-                return got
-        return _last_choice(text, _PATTERNS, lambda m: m.group(1))
+        return extract_letter(text, _PATTERNS)
 
 
 def closure(start: str, rules: list[tuple[str, str, bool]]) -> dict[str, bool]:

@@ -126,6 +126,16 @@ class _FileTask(Task):
 # ----------------------------------------------------------------------------- extraction
 
 
+def extract_letter(text: str, patterns: list[re.Pattern]) -> str | None:
+    """An option letter: from a ``\\boxed{}`` when one parses, else the last explicit mention."""
+    boxed = last_boxed(text)
+    if boxed:
+        got = _last_choice(boxed, patterns, lambda m: m.group(1))
+        if got is not None:
+            return got
+    return _last_choice(text, patterns, lambda m: m.group(1))
+
+
 def _last_choice(text: str, patterns: list[re.Pattern], to_answer) -> str | None:
     best: tuple[int, str] | None = None
     for pat in patterns:
@@ -166,7 +176,7 @@ class _LabelTask(_FileTask):
         opts = "\n".join(f"{k}) {v}" for k, v in options)
         return f"{context.strip()}\n\n{question.strip()}\nOptions:\n{opts}\n\n{self.instruction}"
 
-    def _lettered_problem(self, row, index, split, file_split, where) -> Problem:
+    def _problem(self, row, index, split, file_split, where) -> Problem:  # ProofWriter and PrOntoQA rows
         context = require_field(row, "context", where)
         question = require_field(row, "question", where)
         options = _options(row, where)
@@ -188,8 +198,6 @@ class ProofWriterTask(_LabelTask):
     env_var = "THINKLING_PROOFWRITER_DIR"
     split_files = {"train": "train", "dev": "dev", "test": "test"}
 
-    def _problem(self, row, index, split, file_split, where):
-        return self._lettered_problem(row, index, split, file_split, where)
 
 
 @register_task("prontoqa")
@@ -204,9 +212,6 @@ class ProntoQATask(_LabelTask):
     instruction = "Answer with True or False."
     split_files = {"dev": "dev", "test": "dev"}
     split_note = "'test' maps to dev.jsonl, the only file, which is used as the test set"
-
-    def _problem(self, row, index, split, file_split, where):
-        return self._lettered_problem(row, index, split, file_split, where)
 
 
 @register_task("folio")
@@ -250,13 +255,7 @@ class _ChoiceTask(_FileTask):
     instruction = "Answer with the letter of the correct option."
 
     def extract_answer(self, text: str) -> str | None:
-        pats = _letter_patterns(self.letters)
-        boxed = last_boxed(text)
-        if boxed:
-            got = _last_choice(boxed, pats, lambda m: m.group(1))
-            if got is not None:
-                return got
-        return _last_choice(text, pats, lambda m: m.group(1))
+        return extract_letter(text, _letter_patterns(self.letters))
 
 
 @register_task("logical_deduction")
