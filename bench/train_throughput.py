@@ -149,7 +149,7 @@ def build_examples(n_per_level: int):
 
 def conversations(examples) -> list[dict]:
     """TRL's conversational prompt-completion rows: the same user turn and assistant reply as ours."""
-    from thinkling.tasks import format_assistant
+    from thinkling.format import format_assistant
 
     return [{"prompt": [{"role": "user", "content": ex.question}],
              "completion": [{"role": "assistant", "content": format_assistant(ex.reasoning, ex.answer)}]}
@@ -243,7 +243,7 @@ def run_trl(args, variant: str, convs: list[dict], init_dir: Path, work: Path, t
 def mask_check(tokenizer, examples, trl_dataset) -> dict:
     """Compare TRL's prepared labels with ours example by example (ids and trained positions)."""
     from thinkling.models.render import render
-    from thinkling.tasks import format_assistant
+    from thinkling.format import format_assistant
 
     ours = []
     for ex in examples:  # what the sft method trains on: render(), loss where the mask is 1

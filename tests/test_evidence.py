@@ -11,7 +11,8 @@ import re
 import pytest
 
 from thinkling.artifacts import DataError
-from thinkling.tasks import format_assistant, get_task, task_names
+from thinkling.format import format_assistant
+from thinkling.tasks import get_task, task_names
 from thinkling.tasks.evidence import REGIMES, EvidenceJsonlTask, EvidenceTask
 from thinkling.tasks.spec import TaskSpec
 

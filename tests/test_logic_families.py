@@ -13,7 +13,8 @@ from collections import Counter
 
 import pytest
 
-from thinkling.tasks import format_assistant, get_task, task_names
+from thinkling.format import format_assistant
+from thinkling.tasks import get_task, task_names
 from thinkling.tasks.base import TASKS
 
 FAMILIES = ("abduction", "induction")

@@ -18,10 +18,10 @@ from thinkling.config import build_config
 from thinkling.curate.stage import CurateConfig, curate
 from thinkling.generate.stage import GenerateConfig, generate
 from thinkling.records import Example
-from thinkling.tasks import format_assistant
+from thinkling.format import LONG_MARK, SHORT_MARK, deep_question, format_assistant
 from thinkling.train.losses import IGNORE
 from thinkling.train.methods import (
-    LONG_MARK, SHORT_MARK, deep_question, get_method, lorid_sources, method_names, skip_chunks,
+    get_method, lorid_sources, method_names, skip_chunks,
 )
 from thinkling.train.stage import TrainConfig
 

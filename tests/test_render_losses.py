@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from thinkling.models.render import render, render_prompt, show_mask
-from thinkling.tasks import format_assistant, get_task
+from thinkling.format import format_assistant
+from thinkling.tasks import get_task
 from thinkling.train.losses import IGNORE, cross_entropy, get_loss, loss_names, normalize_by_global_tokens, shift
 
 IM_END = "<|im_end|>"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from thinkling.evaluate.metrics import wilson_interval
+from thinkling.metrics import wilson_interval
 from thinkling.report import (
     build_report,
     load_inputs,
@@ -280,7 +280,7 @@ def test_write_report_writes_markdown_plots_and_a_self_contained_page(tmp_path):
 
 def test_pipeline_style_rows_still_report(tmp_path):
     """Rows as `thinkling run` writes them today (no strategy/backend/no_answer_rate/correct)."""
-    from thinkling.evaluate.metrics import summarize
+    from thinkling.metrics import summarize
 
     rows = []
     for name, k, n in (("perfect", 10, 10), ("zero", 0, 69), ("half", 5, 10)):

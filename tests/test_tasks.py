@@ -9,7 +9,8 @@ import statistics
 
 import pytest
 
-from thinkling.tasks import format_assistant, get_task, split_thinking, task_names
+from thinkling.format import format_assistant, split_thinking
+from thinkling.tasks import get_task, task_names
 from thinkling.tasks.gsm8k import gold_from_solution, last_boxed
 
 STYLES = ("long", "concise", "none")

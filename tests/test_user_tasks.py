@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from thinkling.artifacts import DataError
-from thinkling.tasks import format_assistant, get_task, task_names
+from thinkling.format import format_assistant
+from thinkling.tasks import get_task, task_names
 from thinkling.tasks import math as tmath
 from thinkling.tasks.spec import TaskSpec
 

@@ -1,9 +1,12 @@
 """One small registry type for everything that plugs in by name: tasks, curation ops, losses,
-training methods, teacher backends. ``thinkling`` looks methods up by the names used in configs."""
+training methods, eval strategies, engine backends. ``thinkling`` looks them up by the names used in
+configs, and a package of plug-ins is loaded by :func:`discover` (no hand-kept list of modules)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -34,3 +37,17 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        """(name, item) pairs in name order."""
+        return ((n, self._items[n]) for n in self.names())
+
+
+def discover(package: str) -> list[str]:
+    """Import every module of ``package`` (modules whose name starts with ``_`` excepted), so that the
+    plug-ins they define register themselves; returns the module names in import order."""
+    pkg = importlib.import_module(package)
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

@@ -217,7 +217,7 @@ def pooled_groups(rows: Sequence[dict], by: str = "model") -> list[dict]:
     ``by="training"`` pools the models that share a ``tags.training`` instead (the LogiGLUE comparison:
     the single-task students, one per task, pool into one single-task figure per group); ``model`` is
     then the training regime."""
-    from thinkling.evaluate.metrics import wilson_interval
+    from thinkling.metrics import wilson_interval
 
     acc: dict[tuple, dict] = {}
     for r in rows:
@@ -340,7 +340,7 @@ def _check_rows(rows: Any, p: Path) -> list[dict]:
 def _complete_samples(samples: list[dict], rows: list[dict]) -> list[dict]:
     """Fill fields old samples lack: task and strategy from the input's rows (task also from the
     problem id), reasoning/answer_text from the completion's think block."""
-    from thinkling.tasks.base import split_thinking
+    from thinkling.format import split_thinking
 
     tasks = {r["task"] for r in rows}
     strat: dict[str, set] = {}

@@ -117,7 +117,8 @@ class OracleEngine(Engine):
         self.style = style
 
     def run(self, asks, max_tokens, temperature=0.0, top_p=1.0, progress=None):
-        from thinkling.tasks.base import SyntheticTask, format_assistant
+        from thinkling.format import format_assistant
+        from thinkling.tasks.base import SyntheticTask
 
         out: list[Completion | Exception] = []
         for a in asks:

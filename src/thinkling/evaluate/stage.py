@@ -29,7 +29,7 @@ from thinkling.artifacts import (
 from thinkling.config import ConfigError, StageConfig
 from thinkling.evaluate.engines import Ask, Engine
 from thinkling.evaluate.generation import Completion
-from thinkling.tasks.base import THINK_CLOSE, THINK_OPEN, split_thinking
+from thinkling.format import THINK_CLOSE, THINK_OPEN, split_thinking
 from thinkling.tasks.spec import TaskSpec
 
 REGIMES = ("instruction", "concepts", "related", "full")
@@ -166,7 +166,7 @@ def build_engine(ref: ModelRef, cfg: EvalConfig, use_adapters: bool) -> Engine:
         return VLLMEngine(ref.path, **ref.backend_options)
     if not ref.base_url:
         raise ConfigError(f"model {ref.name}: backend openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
-    from thinkling.tasks.prompts import LORID_ADAPTERS
+    from thinkling.format import LORID_ADAPTERS
 
     return OpenAIEngine(ref.path, ref.base_url, adapters=LORID_ADAPTERS if use_adapters else (), **ref.backend_options)
 
@@ -261,7 +261,7 @@ def _sample_rows(o, base: dict, think_tags: tuple[str, str]) -> list[dict]:
 
 def summarize_records(recs: list[dict], strategy: str) -> dict[str, Any]:
     """A row's figures over per-problem records (see :func:`_unit_record`)."""
-    from thinkling.evaluate.metrics import summarize
+    from thinkling.metrics import summarize
     from thinkling.evaluate.strategies import row_extras
 
     secs = sum(r["seconds"] for r in recs)

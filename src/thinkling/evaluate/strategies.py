@@ -33,8 +33,9 @@ from thinkling.evaluate.engines import Ask, Engine
 from thinkling.evaluate.generation import Completion
 from thinkling.records import Problem
 from thinkling.registry import Registry
-from thinkling.tasks.base import LONG_MARK, SHORT_MARK, THINK_CLOSE, THINK_OPEN, split_thinking
-from thinkling.tasks.prompts import LORID_ADAPTERS, deep_question
+from thinkling.format import (
+    LONG_MARK, LORID_ADAPTERS, SHORT_MARK, THINK_CLOSE, THINK_OPEN, deep_question, split_thinking,
+)
 
 
 @dataclass

@@ -284,7 +284,7 @@ class HFBackend(Backend):
     def generate(self, requests: list[Request], sampling: SamplingParams) -> list[Reply | Exception]:
         from thinkling.evaluate.generation import generate_batched
         from thinkling.models.render import render_prompt
-        from thinkling.tasks.base import split_thinking
+        from thinkling.format import split_thinking
 
         out: list[Reply | Exception | None] = [None] * len(requests)
         todo, lengths = [], {}

@@ -139,7 +139,7 @@ def server_message(exc: BaseException) -> str:
 
 def split_reasoning(content: str | None, reasoning_field: str | None) -> tuple[str, str, bool]:
     """(reasoning, answer, closed) from a server's separate reasoning field and/or ``<think>`` tags."""
-    from thinkling.tasks.base import THINK_CLOSE, THINK_OPEN, split_thinking
+    from thinkling.format import THINK_CLOSE, THINK_OPEN, split_thinking
 
     content = content or ""
     if reasoning_field:

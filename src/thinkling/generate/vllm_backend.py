@@ -71,7 +71,7 @@ class VLLMBackend(Backend):
 
     def generate(self, requests: list[Request], sampling: SamplingParams) -> list[Reply | Exception]:
         from thinkling.models.render import render_prompt
-        from thinkling.tasks.base import split_thinking
+        from thinkling.format import split_thinking
 
         out: list[Reply | Exception | None] = [None] * len(requests)
         todo, prompts, params = [], [], []

@@ -115,7 +115,8 @@ def build_tiny(out_dir: str | Path, texts: Iterable[str], spec: TinySpec | None 
 def oracle_texts(task: str = "arithmetic", n: int = 100, styles: tuple[str, ...] = ("long", "concise")) -> list[str]:
     """Questions and oracle traces of a synthetic task: the text a tiny tokenizer is trained on in
     tests and benchmarks (so they build the same kind of model the quickstart trains)."""
-    from thinkling.tasks import format_assistant, get_task
+    from thinkling.format import format_assistant
+    from thinkling.tasks import get_task
 
     t = get_task(task)
     texts: list[str] = []

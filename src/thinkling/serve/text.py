@@ -7,8 +7,8 @@ reply not streamed: both are the last value of the same functions.
 
 from __future__ import annotations
 
-# the tags of thinkling.tasks.base (not imported from there: that package loads every task)
-OPEN, CLOSE = "<think>", "</think>"
+from thinkling.format import THINK_CLOSE as CLOSE
+from thinkling.format import THINK_OPEN as OPEN
 
 
 class Detokenizer:

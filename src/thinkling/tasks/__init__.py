@@ -4,10 +4,8 @@ from thinkling.tasks.base import (
     OracleTrace,
     SyntheticTask,
     Task,
-    format_assistant,
     get_task,
     register_task,
-    split_thinking,
     task_names,
 )
 from thinkling.tasks import arithmetic as _arithmetic  # noqa: F401  (registers)
@@ -21,6 +19,5 @@ from thinkling.tasks import rules as _rules  # noqa: F401
 from thinkling.tasks import user as _user  # noqa: F401
 
 __all__ = [
-    "OracleTrace", "SyntheticTask", "Task", "format_assistant", "get_task", "register_task",
-    "split_thinking", "task_names",
+    "OracleTrace", "SyntheticTask", "Task", "get_task", "register_task", "task_names",
 ]

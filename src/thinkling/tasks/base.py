@@ -10,36 +10,9 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from thinkling.format import split_thinking
 from thinkling.records import Problem
 from thinkling.registry import Registry
-
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
-# the mode markers an adaptive student starts its reply with (train method `adaptive`, eval reply_prefix)
-SHORT_MARK = "<short>"
-LONG_MARK = "<long>"
-
-
-def split_thinking(text: str) -> tuple[str, str, bool]:
-    """Split a completion into (reasoning, final answer text, closed).
-
-    ``closed`` is False when a ``<think>`` block was opened but never closed (a truncated trace):
-    then there is no final answer. Text without any think tags is all answer.
-    """
-    if THINK_CLOSE in text:
-        head, _, tail = text.rpartition(THINK_CLOSE)
-        reasoning = head.split(THINK_OPEN, 1)[-1] if THINK_OPEN in head else head
-        return reasoning.strip(), tail.strip(), True
-    if THINK_OPEN in text:
-        return text.split(THINK_OPEN, 1)[1].strip(), "", False
-    return "", text.strip(), True
-
-
-def format_assistant(reasoning: str, answer: str) -> str:
-    """The assistant turn a student learns: ``<think>\\n...\\n</think>\\n<answer>``."""
-    if reasoning:
-        return f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n{answer}"
-    return f"{THINK_OPEN}\n{THINK_CLOSE}\n{answer}"
 
 
 @dataclass

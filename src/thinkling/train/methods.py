@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from thinkling.models.render import RenderError, render
 from thinkling.records import Example
 from thinkling.registry import Registry
-from thinkling.tasks.base import LONG_MARK, SHORT_MARK, THINK_OPEN, format_assistant
-from thinkling.tasks.prompts import KNOWLEDGE_OPEN, deep_question  # noqa: F401  (KNOWLEDGE_OPEN re-exported)
+from thinkling.format import LONG_MARK, SHORT_MARK, THINK_OPEN, deep_question, format_assistant
 from thinkling.train.losses import IGNORE
 
 

@@ -19,7 +19,7 @@ from thinkling.artifacts import DataError, is_complete, read_jsonl, write_manife
 from thinkling.config import StageConfig
 from thinkling.models.tiny import TinySpec
 from thinkling.records import Example
-from thinkling.tasks.prompts import LORID_ADAPTERS
+from thinkling.format import LORID_ADAPTERS
 from thinkling.train.losses import IGNORE
 
 

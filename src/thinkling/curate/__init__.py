@@ -1,0 +1,1 @@
+"""The curate stage: raw traces -> a training view, op by op, with per-reason drop counts."""

@@ -1,0 +1,1 @@
+"""The eval stage: models x tasks x strategies -> accuracy and cost per level (results.json)."""

@@ -1,0 +1,1 @@
+"""The generate stage: problems of a task -> teacher traces (append-only, keyed, resumable)."""

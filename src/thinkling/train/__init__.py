@@ -1,0 +1,1 @@
+"""The train stage: curated examples -> a student checkpoint (methods and losses in registries)."""
