@@ -43,7 +43,7 @@ def main() -> None:
     import openai
     import torch
 
-    from thinkling.evaluate.generation import generate_batched
+    from thinkling.models.generation import generate_batched
     from thinkling.models.loading import load_model, load_tokenizer
     from thinkling.serve.server import serve_in_thread
     from thinkling.tasks import get_task

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${THINKLING_VLLM_VENV:-.venv-vllm}"
 PY="$VENV/bin/python"
-if [ -x "$PY" ] && "$PY" -c "import vllm, thinkling.generate.vllm_backend" >/dev/null 2>&1; then
+if [ -x "$PY" ] && "$PY" -c "import vllm, thinkling.engines.vllm" >/dev/null 2>&1; then
   echo "vllm venv ready: $PY"
   exit 0
 fi
@@ -32,5 +32,5 @@ print(" ".join(p for m, p in need.items() if importlib.util.find_spec(m) is None
 PY
 )
 if [ -n "$EXTRA" ]; then "$PY" -m pip install -q $EXTRA; fi
-"$PY" -c "import vllm, thinkling.generate.vllm_backend, thinkling.generate.stage" 
+"$PY" -c "import vllm, thinkling.engines.vllm, thinkling.generate.stage" 
 echo "vllm venv ready: $PY"

@@ -17,7 +17,7 @@ import pytest
 from thinkling.artifacts import read_jsonl, stable_hash
 from thinkling.config import build_config
 from thinkling.curate.stage import CurateConfig, curate
-from thinkling.generate.backends import SamplingParams
+from thinkling.engines import SamplingParams
 from thinkling.generate.stage import GenerateConfig, generate
 from thinkling.records import Example, Problem, Trace
 

@@ -12,6 +12,7 @@ import pytest
 
 from thinkling.artifacts import read_jsonl
 from thinkling.config import ConfigError, build_config
+from thinkling.engines import Engine, Reply
 from thinkling.evaluate.strategies import majority, pass_at_k
 
 RULES = {"name": "rules", "split": "test", "n": 4, "levels": [1, 2]}
@@ -60,18 +61,18 @@ def test_majority_vote_ties_none_and_equivalent_spellings():
 
 
 def test_own_reasoning_tags_are_stripped_before_extraction():
-    from thinkling.evaluate.generation import Completion
+    from thinkling.engines import Reply
     from thinkling.evaluate.strategies import Context
     from thinkling.tasks import get_task
 
     task = get_task("arithmetic")
     text = "<reasoning>the answer is 3, no wait</reasoning>\nThe answer is 5."
     ctx = Context(engine=None, task=task, max_tokens=8, think_tags=("<reasoning>", "</reasoning>"))
-    assert ctx.score(Completion(text, 9, False, 0.0), "5").correct
-    s = ctx.score(Completion("<reasoning>so the answer is 5", 8, True, 0.0), "5")
+    assert ctx.score(Reply(text, completion_tokens=9), "5").correct
+    s = ctx.score(Reply("<reasoning>so the answer is 5", completion_tokens=8, finish_reason="length"), "5")
     assert s.predicted is None and not s.correct           # still thinking when cut: no final answer
     plain = Context(engine=None, task=task, max_tokens=8)  # default tags: the whole text is the answer
-    assert plain.score(Completion(text, 9, False, 0.0), "5").predicted == "5"
+    assert plain.score(Reply(text, completion_tokens=9), "5").predicted == "5"
 
 
 def test_strategy_config_errors_name_the_problem(tmp_path):
@@ -305,28 +306,26 @@ def test_an_interrupted_unit_resumes_from_its_logged_completions(noisy_model, tm
                      for r, r2 in zip(rows, rows2)]
 
 
-class ScriptedEngine:
+class ScriptedEngine(Engine):
     """A deterministic stand-in for a LoRID student, to pin the loop's control flow: for each (adapter,
     round) it answers from a script. (A real tiny model cannot be made to agree on cue; the real-model
     test above covers the adapters, prompts and the fallback.)"""
 
-    backend = "scripted"
+    name = "scripted"
     adapters = ("intuitive", "knowledge", "deep")
 
     def __init__(self, script: dict[str, dict[str, list[str]]]):
         self.script = script
         self.deep_prompts: list[str] = []
 
-    def run(self, asks, max_tokens, temperature=0.0, top_p=1.0, progress=None):
-        from thinkling.evaluate.generation import Completion
-
+    def generate(self, requests):
         out = []
-        for a in asks:
+        for a in requests:
             answers = self.script[a.problem.id][a.adapter]
             text = answers[min(a.seed, len(answers) - 1)]
             if a.adapter == "deep":
                 self.deep_prompts.append(a.messages[-1]["content"])
-            out.append(Completion(text, len(text.split()), False, 0.01))
+            out.append(Reply(text, completion_tokens=len(text.split()), seconds=0.01))
         return out
 
 

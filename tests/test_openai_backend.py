@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from email.utils import formatdate
 from pathlib import Path
 
@@ -28,12 +29,12 @@ import pytest
 from faultproxy import FaultProxy, stub_responder
 from thinkling.artifacts import read_jsonl, read_manifest
 from thinkling.config import build_config
-from thinkling.generate.backends import Reply, Request, SamplingParams, TeacherError, TeacherSpec
-from thinkling.generate.openai_backend import (
-    OpenAIBackend, TokenBucket, backoff_delay, completion_prompt, parse_retry_after, split_reasoning,
-)
-from thinkling.generate.stage import GenerateConfig, generate, latest_traces, request_key
-from thinkling.records import Problem
+from thinkling.engines import Reply, Request, RequestError, SamplingParams, engine_options
+from thinkling.engines.openai import OpenAIEngine, OpenAIOptions
+from thinkling.engines.openai_wire import TokenBucket, backoff_delay, completion_prompt, parse_retry_after
+from thinkling.format import split_served as split_reasoning
+from thinkling.generate.stage import GenerateConfig, generate, request_key
+from thinkling.records import Problem, latest_traces
 
 MODEL = "tiny"
 # what the proxy injects -> the ledger's retry cause
@@ -69,8 +70,13 @@ def problem(q: str = "What is 2 + 3?") -> Problem:
     return Problem(id="p0", task="arithmetic", split="train", question=q, answer="5")
 
 
-def req(q: str, key: str = "k") -> Request:
-    return Request(key, problem(q), [{"role": "user", "content": q}], 0)
+def req(q: str, key: str = "k", max_tokens: int = 2048) -> Request:
+    return Request([{"role": "user", "content": q}], sampling=SamplingParams(max_tokens=max_tokens), problem=problem(q),
+                   key=key)
+
+
+def engine(**kw) -> OpenAIEngine:
+    return OpenAIEngine(engine_options(kw))
 
 
 def free_port() -> int:
@@ -87,13 +93,14 @@ def test_request_key_leaves_out_max_tokens_but_not_the_rest():
     k = request_key("openai:m", msgs, SamplingParams(max_tokens=16), 0)
     assert k == request_key("openai:m", msgs, SamplingParams(max_tokens=4096), 0)
     assert k != request_key("openai:m", msgs, SamplingParams(max_tokens=16, top_p=0.9), 0)
-    assert TeacherSpec(backend="openai", model="m").teacher_id() == "openai:m"
-    assert TeacherSpec(backend="openai", model="m", api="completions").teacher_id() == "openai:m:completions"
+    url = "http://x/v1"
+    assert OpenAIOptions(model="m", base_url=url).engine_id() == "openai:m"
+    assert OpenAIOptions(model="m", base_url=url, api="completions").engine_id() == "openai:m:completions"
     # the endpoint, limits and prices are not the teacher's identity; the model and extra body are
-    a = TeacherSpec(backend="openai", model="m", base_url="http://a/v1", concurrency=2, price_prompt_per_mtok=3)
-    b = TeacherSpec(backend="openai", model="m", base_url="http://b/v1", rpm=60, max_retries=1)
+    a = OpenAIOptions(model="m", base_url="http://a/v1", concurrency=2, price_prompt_per_mtok=3)
+    b = OpenAIOptions(model="m", base_url="http://b/v1", rpm=60, max_retries=1)
     assert a.identity() == b.identity()
-    assert a.identity() != TeacherSpec(backend="openai", model="m", extra_body={"top_k": 5}).identity()
+    assert a.identity() != OpenAIOptions(model="m", base_url=url, extra_body={"top_k": 5}).identity()
 
 
 def test_retry_after_in_seconds_or_http_date():
@@ -145,21 +152,21 @@ def test_token_bucket_takes_and_gives_back():
 
 
 def test_config_errors_are_clear(monkeypatch):
-    with pytest.raises(ValueError, match="teacher.base_url"):
-        OpenAIBackend(TeacherSpec(backend="openai", model="m"))
-    with pytest.raises(ValueError, match="teacher.model"):
-        OpenAIBackend(TeacherSpec(backend="openai", base_url="http://127.0.0.1:1/v1"))
+    with pytest.raises(ValueError, match="missing required key 'teacher.base_url'"):
+        engine(backend="openai", model="m")
+    with pytest.raises(ValueError, match="missing required key 'teacher.model'"):
+        engine(backend="openai", base_url="http://127.0.0.1:1/v1")
     monkeypatch.delenv("THINKLING_TEST_KEY", raising=False)
     with pytest.raises(ValueError, match="THINKLING_TEST_KEY.*not set"):
-        OpenAIBackend(TeacherSpec(backend="openai", model="m", base_url="http://x/v1", api_key_env="THINKLING_TEST_KEY"))
+        engine(backend="openai", model="m", base_url="http://x/v1", api_key_env="THINKLING_TEST_KEY")
 
 
 def test_api_key_from_env_and_retry_after_honoured(monkeypatch):
     """A 429 waits what Retry-After asks (not the tiny backoff), a 500 is retried with backoff."""
     monkeypatch.setenv("THINKLING_TEST_KEY", "sk-test-123")
     with FaultProxy(responder=stub_responder(), script=["429", "500", "ok"], retry_after="1") as px:
-        b = OpenAIBackend(TeacherSpec(**teacher(px.base_url, api_key_env="THINKLING_TEST_KEY", concurrency=1)))
-        [rep] = b.generate([req("2 + 3?")], SamplingParams(max_tokens=64))
+        b = engine(**teacher(px.base_url, api_key_env="THINKLING_TEST_KEY", concurrency=1))
+        [rep] = b.generate([req("2 + 3?", max_tokens=64)])
     assert isinstance(rep, Reply) and rep.answer == "42" and rep.reasoning == "Add the numbers step by step."
     assert rep.meta["attempts"] == 3 and b.stats.retries == {"429": 1, "5xx": 1, "timeout": 0, "connection": 0}
     t = [e["t"] for e in px.log]
@@ -167,18 +174,18 @@ def test_api_key_from_env_and_retry_after_honoured(monkeypatch):
     assert all(e["headers"]["authorization"] == "Bearer sk-test-123" for e in px.log)
 
 
-def test_iter_generate_hands_back_batches_as_replies_come():
+def test_stream_hands_back_batches_as_replies_come():
     with FaultProxy(responder=stub_responder(latency=0.05)) as px:
-        b = OpenAIBackend(TeacherSpec(**teacher(px.base_url, concurrency=3)))
+        b = engine(**teacher(px.base_url, concurrency=3))
         seen = []
         b.progress = seen.append
-        reqs = [req(f"{i} + 1?", key=f"k{i}") for i in range(7)]
-        batches = list(b.iter_generate(reqs, SamplingParams(max_tokens=64), batch=2))
+        reqs = [req(f"{i} + 1?", key=f"k{i}", max_tokens=64) for i in range(7)]
+        batches = list(b.stream(reqs, batch=2))
         assert all(1 <= len(x) <= 2 for x in batches) and len(batches) >= 4
         assert sorted(r.key for x in batches for r, _ in x) == sorted(r.key for r in reqs)
         assert len(seen) == 7 and all(isinstance(rep, Reply) for x in batches for _, rep in x)
         # closing early cancels what is in flight and does not hang
-        it = b.iter_generate(reqs, SamplingParams(max_tokens=64), batch=1)
+        it = b.stream(reqs, batch=1)
         next(it)
         it.close()
         assert len(px.posts()) <= 7 + 3 + 3
@@ -291,8 +298,8 @@ def test_chat_and_completions_against_serve(served):
         got = {}
         for api in ("chat", "completions"):
             for stream in (False, True):
-                b = OpenAIBackend(TeacherSpec(**teacher(px.base_url, api=api, stream=stream)))
-                got[api, stream] = b.generate(reqs, SamplingParams(max_tokens=12))
+                b = engine(**teacher(px.base_url, api=api, stream=stream))
+                got[api, stream] = b.generate([replace(x, sampling=SamplingParams(max_tokens=12)) for x in reqs])
     for (api, stream), replies in got.items():
         assert all(isinstance(r, Reply) for r in replies), replies
         assert all(r.finish_reason in ("stop", "length") and r.prompt_tokens > 0 and r.completion_tokens > 0
@@ -332,16 +339,15 @@ def test_reasoning_split_over_http(served):
                 d["reasoning_content"] = d.pop("content")
         return chunk
 
-    r = [req("What is 1 + 1?")]
+    r = [req("What is 1 + 1?", max_tokens=8)]
     for transform, api, stream in ((tags, "chat", False), (tags, "completions", False), (field, "chat", False)):
         with FaultProxy(served, transform=transform) as px:
-            [rep] = OpenAIBackend(TeacherSpec(**teacher(px.base_url, api=api, stream=stream))).generate(
-                r, SamplingParams(max_tokens=8))
+            [rep] = engine(**teacher(px.base_url, api=api, stream=stream)).generate(r)
         assert (rep.reasoning, rep.answer) == ("plan it", "FINAL"), (transform.__name__, api)
         assert rep.meta.get("reasoning_field", False) == (transform is field)
-    plain = OpenAIBackend(TeacherSpec(**teacher(served))).generate(r, SamplingParams(max_tokens=8))[0]
+    plain = engine(**teacher(served)).generate(r)[0]
     with FaultProxy(served, transform=deltas) as px:
-        [rep] = OpenAIBackend(TeacherSpec(**teacher(px.base_url, stream=True))).generate(r, SamplingParams(max_tokens=8))
+        [rep] = engine(**teacher(px.base_url, stream=True)).generate(r)
     assert rep.reasoning == plain.answer and rep.answer == "" and rep.meta["reasoning_field"]
 
 
@@ -468,15 +474,14 @@ def test_unreachable_endpoint_fails_clearly_and_a_later_run_completes(served, tm
 @pytest.mark.slow
 def test_unknown_model_and_too_long_prompt_fail_at_once_with_the_servers_reason(served):
     with FaultProxy(served) as px:
-        [bad] = OpenAIBackend(TeacherSpec(**teacher(px.base_url, model="no-such-model"))).generate(
-            [req("1 + 1?")], SamplingParams(max_tokens=8))
+        [bad] = engine(**teacher(px.base_url, model="no-such-model")).generate([req("1 + 1?", max_tokens=8)])
         assert len(px.posts()) == 1  # a 404 is not retried
         long_q = "1 + 2 + 3 " * 400
-        b = OpenAIBackend(TeacherSpec(**teacher(px.base_url)))
-        too_long, ok = b.generate([req(long_q, "a"), req("1 + 1?", "b")], SamplingParams(max_tokens=8))
-    assert isinstance(bad, TeacherError) and bad.status == 404 and bad.attempts == 1 and bad.cause == "4xx"
+        b = engine(**teacher(px.base_url))
+        too_long, ok = b.generate([req(long_q, "a", max_tokens=8), req("1 + 1?", "b", max_tokens=8)])
+    assert isinstance(bad, RequestError) and bad.status == 404 and bad.attempts == 1 and bad.cause == "4xx"
     assert "no-such-model" in str(bad) and "does not exist" in str(bad) and "not retried" in str(bad)
-    assert isinstance(too_long, TeacherError) and too_long.status == 400 and too_long.attempts == 1
+    assert isinstance(too_long, RequestError) and too_long.status == 400 and too_long.attempts == 1
     assert "maximum context length" in str(too_long)
     assert isinstance(ok, Reply)
 

@@ -20,7 +20,7 @@ import openai
 import pytest
 import torch
 
-from thinkling.evaluate.generation import generate_batched
+from thinkling.models.generation import generate_batched
 from thinkling.models.loading import load_model, load_tokenizer
 from thinkling.models.render import render_prompt
 from thinkling.serve.server import serve_in_thread
@@ -499,7 +499,7 @@ def test_streamed_text_only_grows():
 
 def test_detokenizer_equals_a_whole_decode(noisy):
     _, _, tok = noisy
-    from thinkling.serve.text import Detokenizer
+    from thinkling.engines.hf_decode import Detokenizer
 
     for seed in range(5):
         ids = torch.randint(0, len(tok), (40,), generator=torch.Generator().manual_seed(seed)).tolist()

@@ -22,7 +22,7 @@ from thinkling.artifacts import read_jsonl, read_manifest
 from thinkling.config import build_config
 from thinkling.curate.stage import CurateConfig, curate
 from thinkling.metrics import percentile, summarize, wilson_interval
-from thinkling.generate.backends import SamplingParams
+from thinkling.engines import SamplingParams
 from thinkling.generate.stage import GenerateConfig, generate, request_key
 from thinkling.records import Example, Problem, Trace
 

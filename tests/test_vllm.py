@@ -29,7 +29,7 @@ import pytest
 
 from conftest import REPO, arithmetic_texts
 from thinkling.config import build_config
-from thinkling.generate.backends import HFBackend, Reply, Request, SamplingParams, TeacherSpec
+from thinkling.engines import Reply, Request, SamplingParams, build_engine, engine_options
 from thinkling.records import Problem
 
 VLLM_PYTHON = os.environ.get("THINKLING_VLLM_PYTHON", "")
@@ -74,8 +74,9 @@ def model(tmp_path_factory) -> Path:
 
 
 def requests() -> list[Request]:
-    return [Request(f"k{i}", Problem(id=f"p{i}", task="arithmetic", split="test", question=q, answer="0"),
-                    [{"role": "user", "content": q}], 0) for i, q in enumerate(QUESTIONS)]
+    return [Request([{"role": "user", "content": q}], sampling=SamplingParams(max_tokens=MAX_TOKENS), key=f"k{i}",
+                    problem=Problem(id=f"p{i}", task="arithmetic", split="test", question=q, answer="0"))
+            for i, q in enumerate(QUESTIONS)]
 
 
 def text(s: str) -> str:
@@ -87,13 +88,12 @@ def text(s: str) -> str:
 def view(r: Reply | Exception) -> tuple | str:
     if isinstance(r, Exception):
         return f"error: {r}"
-    return (text(r.reasoning), text(r.answer), r.finish_reason, r.prompt_tokens, r.completion_tokens)
+    return (text(r.text), text(r.reasoning), text(r.answer), r.finish_reason, r.prompt_tokens, r.completion_tokens)
 
 
 @pytest.fixture(scope="module")
 def hf_replies(model) -> list[Reply]:
-    replies = HFBackend(TeacherSpec(backend="hf", model=str(model))).generate(
-        requests(), SamplingParams(max_tokens=MAX_TOKENS))
+    replies = build_engine(engine_options({"backend": "hf", "model": str(model)})).generate(requests())
     assert all(isinstance(r, Reply) for r in replies), replies
     finishes = {r.finish_reason for r in replies}
     assert finishes == {"stop", "length"} and len({r.completion_tokens for r in replies}) > 2, \
@@ -101,20 +101,20 @@ def hf_replies(model) -> list[Reply]:
     return replies
 
 
-def test_vllm_offline_backend_matches_hf_greedy(model, hf_replies, tmp_path):
+def test_vllm_offline_engine_matches_hf_greedy(model, hf_replies, tmp_path):
     long_prompt = " ".join(["1 + 1"] * 400)  # ~1600 tokens > vllm_max_model_len: fails alone, no crash
     job = {"teacher": {"model": str(model), "vllm_max_model_len": 512},
            "sampling": {"temperature": 0.0, "max_tokens": MAX_TOKENS},
            "messages": [r.messages for r in requests()] + [[{"role": "user", "content": long_prompt}]]}
     (tmp_path / "job.json").write_text(json.dumps(job))
-    p = subprocess.run([VLLM_PYTHON, "-m", "thinkling.generate.vllm_backend", str(tmp_path / "job.json"),
+    p = subprocess.run([VLLM_PYTHON, "-m", "thinkling.engines._vllm_job", str(tmp_path / "job.json"),
                         str(tmp_path / "out.json")], env=vllm_env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-4000:]
     rows = json.loads((tmp_path / "out.json").read_text())["replies"]
     *got, too_long = rows
-    got = [{**g, "reasoning": text(g["reasoning"]), "answer": text(g["answer"])} for g in got]
+    got = [{**g, "text": text(g["text"]), "reasoning": text(g["reasoning"]), "answer": text(g["answer"])} for g in got]
     assert "error" in too_long and "does not fit" in too_long["error"] and "512" in too_long["error"], too_long
-    want = [dict(zip(("reasoning", "answer", "finish_reason", "prompt_tokens", "completion_tokens"), view(r)))
+    want = [dict(zip(("text", "reasoning", "answer", "finish_reason", "prompt_tokens", "completion_tokens"), view(r)))
             for r in hf_replies]
     assert got == want, json.dumps({"vllm": got, "hf": want}, indent=1)
 
@@ -164,9 +164,9 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def test_openai_backend_against_a_real_vllm_server(model, hf_replies, tmp_path, captured):
-    from thinkling.generate.backends import build_backend
-    from thinkling.generate.stage import GenerateConfig, generate, latest_traces
+def test_openai_engine_against_a_real_vllm_server(model, hf_replies, tmp_path, captured):
+    from thinkling.generate.stage import GenerateConfig, generate
+    from thinkling.records import latest_traces
     from thinkling.tasks import get_task
 
     proc = start_vllm_server(model, free_port(), log=tmp_path / "server.log")
@@ -174,8 +174,7 @@ def test_openai_backend_against_a_real_vllm_server(model, hf_replies, tmp_path, 
         base_url = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}/v1"
         teacher = {"backend": "openai", "base_url": base_url, "model": "tiny", "concurrency": 4, "timeout": 60}
         # the backend directly: greedy chat through vLLM's template == our hf backend
-        backend = build_backend(TeacherSpec(**teacher), None)
-        replies = backend.generate(requests(), SamplingParams(max_tokens=MAX_TOKENS))
+        replies = build_engine(engine_options(teacher)).generate(requests())
         assert [view(r) for r in replies] == [view(r) for r in hf_replies]
         # the generate stage end to end: traces are written, parse back, and verify (wrong answers from a
         # random model, but every reply is scored without error)

@@ -110,14 +110,14 @@ def train(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt
     _guard(lambda: run_train(load_config(TrainConfig, config, overrides or []), force=force, console=console))
 
 
-@app.command(name="eval", epilog=_lazy_epilog("thinkling.evaluate.stage", "EvalConfig"))
+@app.command(name="eval", epilog=_lazy_epilog("thinkling.evaluate.config", "EvalConfig"))
 def eval_(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
     """Evaluate students on a task: accuracy with 95% CI and token cost per level -> results.json.
 
     Example: thinkling eval out=runs/x/eval models=[concise=runs/x/student] task.name=arithmetic task.split=test
     """
     from thinkling.config import load_config
-    from thinkling.evaluate.stage import EvalConfig
+    from thinkling.evaluate.config import EvalConfig
     from thinkling.evaluate.stage import evaluate as run_eval
 
     _guard(lambda: run_eval(load_config(EvalConfig, config, overrides or []), force=force, console=console))

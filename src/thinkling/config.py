@@ -8,11 +8,13 @@ as part of the resolved config.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Tag, ValidationError
 
 
 class ConfigError(ValueError):
@@ -83,10 +85,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str, prefix: str = "",
+                            clean: Callable[[tuple], tuple] | None = None) -> str:
+    """One line per error, naming the dotted key (``prefix`` before it; ``clean`` drops the tags of tagged
+    unions from pydantic's locations, e.g. ``teacher.openai.base_url`` -> ``teacher.base_url``)."""
     lines = [f"invalid config ({source}):"]
     for e in err.errors():
-        key = ".".join(str(x) for x in e["loc"]) or "<root>"
+        loc = clean(tuple(e["loc"])) if clean else tuple(e["loc"])
+        key = ".".join(str(x) for x in ((prefix,) if prefix else ()) + loc) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{key}'")
         elif e["type"] == "missing":
@@ -97,11 +103,51 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def union_members(annotation: Any) -> dict[str, type[BaseModel]] | None:
+    """``{tag: model}`` of a tagged union of models (``Annotated[Model, Tag(name)]`` members), else None."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) not in (Union, UnionType):
+        return None
+    out: dict[str, type[BaseModel]] = {}
+    for arg in get_args(annotation):
+        if get_origin(arg) is not Annotated:
+            return None
+        model, *meta = get_args(arg)
+        tags = [m.tag for m in meta if isinstance(m, Tag)]
+        if not tags or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        out[tags[0]] = model
+    return out
+
+
+def clean_loc(cls: type[BaseModel] | None, loc: tuple) -> tuple:
+    """Walk ``loc`` through ``cls`` and drop the tag that pydantic puts after a tagged-union field."""
+    out: list = []
+    node, i = cls, 0
+    while i < len(loc):
+        part = loc[i]
+        out.append(part)
+        i += 1
+        fields = getattr(node, "model_fields", {}) if node is not None else {}
+        if not isinstance(part, str) or part not in fields:
+            node = None
+            continue
+        ann = fields[part].annotation
+        members = union_members(ann)
+        if members is not None:
+            node = members.get(loc[i]) if i < len(loc) and loc[i] in members else None
+            i += node is not None
+        else:
+            node = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return tuple(out)
+
+
 def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+        raise ConfigError(format_validation_error(e, source, clean=lambda loc: clean_loc(cls, loc))) from None
 
 
 def load_config(
@@ -131,7 +177,8 @@ def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_fields(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default, description) for every field, recursing into sub-models."""
+    """(dotted key, default, description) for every field, recursing into sub-models and into each
+    member of a tagged union (a key there says which members have it)."""
     rows: list[tuple[str, str, str]] = []
     for name, field in cls.model_fields.items():
         key = f"{prefix}{name}"
@@ -139,8 +186,33 @@ def describe_fields(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, s
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(describe_fields(ann, key + "."))
             continue
+        members = union_members(ann)
+        if members is not None:
+            rows.extend(_describe_union(members, field, key + "."))
+            continue
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
         rows.append((key, default, field.description or ""))
+    return rows
+
+
+def _describe_union(members: dict[str, type[BaseModel]], field, prefix: str) -> list[tuple[str, str, str]]:
+    chosen = field.get_default(call_default_factory=True) if not field.is_required() else None
+    tag_key = next(iter(next(iter(members.values())).model_fields))  # the discriminator comes first
+    rows = [(f"{prefix}{tag_key}", repr(getattr(chosen, tag_key, None)),
+             f"one of {', '.join(members)}; the other keys depend on it")]
+    seen: dict[str, list] = {}
+    for tag, model in members.items():
+        for key, default, desc in describe_fields(model, prefix):
+            if key != f"{prefix}{tag_key}":
+                seen.setdefault(key, []).append((tag, default, desc))
+    for key, owners in seen.items():
+        descs = list(dict.fromkeys(d for _, _, d in owners))
+        who = "" if len(owners) == len(members) else f"({', '.join(t for t, _, _ in owners)}) "
+        if len(descs) > 1:  # the same key means something else per backend: say each
+            text = "; ".join(f"{t}: {d}" for t, _, d in owners)
+        else:
+            text = descs[0]
+        rows.append((key, owners[0][1], who + text))
     return rows
 
 

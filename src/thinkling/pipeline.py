@@ -22,7 +22,8 @@ from pydantic import Field
 from thinkling.artifacts import atomic_write_json, atomic_write_text, is_complete, read_manifest
 from thinkling.config import ConfigError, StageConfig, build_config
 from thinkling.curate.stage import CurateConfig, curate
-from thinkling.evaluate.stage import EvalConfig, evaluate
+from thinkling.evaluate.config import EvalConfig
+from thinkling.evaluate.stage import evaluate
 from thinkling.generate.stage import GenerateConfig, generate
 from thinkling.train.stage import TrainConfig, train
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from thinkling.artifacts import iter_jsonl
 
 
 class Record(BaseModel):
@@ -68,3 +71,15 @@ class Failure(Record):
     sample_index: int
     error: str
     attempts: int = 1
+
+
+def latest_traces(path: str | Path) -> dict[str, Trace]:
+    """The traces of a ``traces.jsonl``, the last record of each key winning (keys in first-seen order).
+
+    A key has more than one record when a re-run with a larger ``max_tokens`` re-requested a
+    truncated trace: the later record supersedes the earlier one. Readers of raw traces use this.
+    """
+    out: dict[str, Trace] = {}
+    for t in iter_jsonl(path, Trace):
+        out[t.key] = t
+    return out

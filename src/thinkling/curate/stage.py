@@ -12,20 +12,23 @@ manifest's ``counts`` say per op how many came in, were kept and were dropped fo
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, create_model, field_validator
+from rich.console import Console
 
 from thinkling.artifacts import (
     DataError, atomic_write_json, fingerprint, invalidate, is_complete, iter_jsonl, read_jsonl, read_manifest,
     stable_hash, write_jsonl, write_manifest,
 )
 from thinkling.config import StageConfig
-from thinkling.curate import ops as _ops  # noqa: F401  (registers the built-in ops)
 from thinkling.curate.ops import OPS, OpContext, get_op, op_names
-from thinkling.records import Example, Problem
+from thinkling.records import Example, Problem, latest_traces
+from thinkling.tasks import get_task
 
 
 class _CurateBase(StageConfig):
@@ -61,8 +64,6 @@ def load_examples(traces_dir: Path) -> tuple[list[Example], dict[str, Problem]]:
     problems = {p.id: p for p in read_jsonl(traces_dir / "problems.jsonl", Problem)}
     if not problems:
         raise DataError(f"{traces_dir / 'problems.jsonl'}: no problems")
-    from thinkling.generate.stage import latest_traces
-
     examples = []
     # the latest record of each key: a re-run with a larger max_tokens appends new versions of the
     # traces that were truncated before
@@ -89,8 +90,6 @@ def _run_op(i: int, name: str, cfg, current: list[Example], problems: dict[str, 
     key = stable_hash({**base_key, "chain": chain}, 10)
     vdir = root / "views" / f"{i:02d}-{name}-{key}"
     if (vdir / "done.json").exists():
-        import json
-
         report = json.loads((vdir / "done.json").read_text())["report"]
         kept = read_jsonl(vdir / "kept.jsonl", Example)
         dropped: dict[str, list[Example]] = {}
@@ -109,10 +108,6 @@ def _run_op(i: int, name: str, cfg, current: list[Example], problems: dict[str, 
 
 
 def curate(cfg, force: bool = False, console=None) -> dict:
-    from rich.console import Console
-
-    from thinkling.tasks import get_task
-
     console = console or Console(stderr=True)
     out = Path(cfg.out)
     src = Path(cfg.traces)
@@ -136,8 +131,6 @@ def curate(cfg, force: bool = False, console=None) -> dict:
         before = len(current)
         t0 = time.time()
         if force and i == 0:
-            import shutil
-
             shutil.rmtree(out / "views", ignore_errors=True)
         current, dropped, report, cached = _run_op(i, name, cfg, current, problems, task, base_key, out, console,
                                                      examples)

@@ -1,8 +1,9 @@
 """Decoding strategies: how a model is asked, and how its completions become one answer per problem.
 
 A strategy is a function in a registry with its own options (``@register_strategy(name, Options)``).
-It gets an engine, the task and the problems, and returns one :class:`Outcome` per problem: every
-completion it generated (scored), the answer it settled on, and what that cost in generated tokens.
+It gets a :class:`Context` (the engine, the task, the token cap) and the problems, and returns one
+:class:`Outcome` per problem: every completion it generated (scored), the answer it settled on, and
+what that cost in generated tokens.
 
 ``greedy``    one greedy completion.
 ``sample``    ``n`` sampled completions: the answer is the majority vote (self-consistency); rows also
@@ -23,19 +24,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import Field
 
 from thinkling.config import StageConfig
-from thinkling.evaluate.engines import Ask, Engine
-from thinkling.evaluate.generation import Completion
+from thinkling.engines import Engine, Reply, Request, SamplingParams
+from thinkling.format import (
+    LORID_ADAPTERS, MODE_MARKS, THINK_CLOSE, THINK_TAGS, deep_question, normalise_tags, reply_mode, split_thinking,
+)
 from thinkling.records import Problem
 from thinkling.registry import Registry
-from thinkling.format import (
-    LONG_MARK, LORID_ADAPTERS, SHORT_MARK, THINK_CLOSE, THINK_OPEN, deep_question, split_thinking,
-)
 
 
 @dataclass
@@ -86,25 +86,35 @@ class StrategyFailed(RuntimeError):
 
 @dataclass
 class Context:
+    """What a strategy asks through: the engine, the task, the token cap, the model's reasoning tags and the
+    text its replies are started with (``reply_prefix``, e.g. a forced mode marker)."""
+
     engine: Engine
     task: Any
     max_tokens: int
-    think_tags: tuple[str, str] = (THINK_OPEN, THINK_CLOSE)
+    think_tags: tuple[str, str] = THINK_TAGS
     progress: Callable[[int], None] | None = None
+    reply_prefix: str = ""
 
     def normalise(self, text: str) -> str:
         """The model's own reasoning tags as ``<think>``/``</think>``, so one split serves every model."""
-        o, c = self.think_tags
-        return text.replace(o, THINK_OPEN).replace(c, THINK_CLOSE) if (o, c) != (THINK_OPEN, THINK_CLOSE) else text
+        return normalise_tags(text, self.think_tags)
 
-    def score(self, c: Completion, gold: str | None, **kw) -> Scored:
+    def score(self, c: Reply, gold: str | None, **kw) -> Scored:
         pred, ok = self.task.score(self.normalise(c.text), gold)
-        return Scored(text=c.text, tokens=c.n_tokens, truncated=c.truncated, seconds=c.seconds,
+        return Scored(text=c.text, tokens=c.completion_tokens, truncated=c.truncated, seconds=c.seconds,
                       predicted=pred, correct=ok, **kw)
 
-    def run(self, asks: list[Ask], max_tokens: int | None = None, temperature: float = 0.0,
-            top_p: float = 1.0) -> list[Completion]:
-        res = self.engine.run(asks, max_tokens or self.max_tokens, temperature, top_p, progress=self.progress)
+    def run(self, asks: list[Request], max_tokens: int | None = None, temperature: float = 0.0,
+            top_p: float = 1.0) -> list[Reply]:
+        """One reply per request, all with these sampling parameters and the model's reply prefix first;
+        any failure raises :class:`StrategyFailed`."""
+        sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens or self.max_tokens)
+        pre = self.reply_prefix
+        asks = [replace(a, sampling=sampling, prefix=a.prefix if a.prefix.startswith(pre) else pre + a.prefix)
+                for a in asks]
+        self.engine.progress = (lambda _: self.progress(1)) if self.progress is not None else None
+        res = self.engine.generate(asks)
         errors = [r for r in res if isinstance(r, Exception)]
         if errors:
             raise StrategyFailed(errors)
@@ -135,16 +145,11 @@ def register_strategy(name: str, options: type[StageConfig] = NoOptions, calls: 
     return deco
 
 
-def _asks(task, problems: list[Problem], prefix: str = "", adapter: str | None = None, seed: int = 0) -> list[Ask]:
-    return [Ask(task.messages(p), p, prefix=prefix, adapter=adapter, seed=seed, task=task) for p in problems]
+def _asks(task, problems: list[Problem], prefix: str = "", adapter: str | None = None, seed: int = 0) -> list[Request]:
+    return [Request(task.messages(p), problem=p, task=task, prefix=prefix, adapter=adapter, seed=seed) for p in problems]
 
 
 # ----------------------------------------------------------------------------- greedy / adaptive
-
-
-def reply_mode(text: str) -> str:
-    """Which mode an adaptive student's reply opened with ("" for any other reply)."""
-    return "short" if text.startswith(SHORT_MARK) else "long" if text.startswith(LONG_MARK) else ""
 
 
 def _one_each(ctx: Context, problems: list[Problem], prefix: str = "") -> list[Outcome]:
@@ -170,7 +175,7 @@ class AdaptiveOptions(StageConfig):
 @register_strategy("adaptive", AdaptiveOptions)
 def adaptive(ctx: Context, problems: list[Problem], opts: AdaptiveOptions) -> list[Outcome]:
     """Greedy; an adaptive student picks ``<short>`` or ``<long>`` itself (or is forced); the mode is recorded."""
-    return _one_each(ctx, problems, prefix={"short": SHORT_MARK, "long": LONG_MARK}.get(opts.force or "", ""))
+    return _one_each(ctx, problems, prefix=MODE_MARKS.get(opts.force or "", ""))
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -258,16 +263,16 @@ def budget(ctx: Context, problems: list[Problem], opts: BudgetOptions) -> list[O
     close = opts.close_text.replace(THINK_CLOSE, ctx.think_tags[1])
     # a cut can fall inside a multi-byte character: transformers decodes its bytes as U+FFFD, vLLM holds
     # them back; dropping them makes the forced continuation the same text on every engine
-    cont = ctx.run([Ask(ctx.task.messages(problems[i]), problems[i], prefix=first[i].text.rstrip("\ufffd") + close,
-                        task=ctx.task) for i in cut],
+    cont = ctx.run([Request(ctx.task.messages(problems[i]), problem=problems[i], task=ctx.task,
+                            prefix=first[i].text.rstrip("\ufffd") + close) for i in cut],
                    max_tokens=opts.answer_tokens) if cut else []
     forced = dict(zip(cut, cont))
     outs = []
     for i, (p, c) in enumerate(zip(problems, first)):
         if i in forced:
             f = forced[i]
-            c = Completion(text=f.text, n_tokens=c.n_tokens + f.n_tokens, truncated=f.truncated,
-                           seconds=c.seconds + f.seconds)
+            c = Reply(text=f.text, finish_reason=f.finish_reason, completion_tokens=c.completion_tokens + f.completion_tokens,
+                      seconds=c.seconds + f.seconds)
         s = ctx.score(c, p.answer)
         outs.append(Outcome(p, [s], s.predicted, s.correct, {"forced": i in forced}))
     return outs
@@ -307,12 +312,12 @@ def lorid(ctx: Context, problems: list[Problem], opts: LoridOptions) -> list[Out
         for p, k in zip(todo, kg):
             knowledge = split_thinking(ctx.normalise(k.text))[1]
             q = p.model_copy(update={"question": deep_question(p.question, knowledge)})
-            deep_asks.append(Ask(ctx.task.messages(q), p, adapter="deep", seed=it, task=ctx.task))
+            deep_asks.append(Request(ctx.task.messages(q), problem=p, task=ctx.task, adapter="deep", seed=it))
         dr = ctx.run(deep_asks, temperature=temp, top_p=top_p)
         still = []
         for p, a, k, d in zip(todo, ir, kg, dr):
             s_ir = ctx.score(a, p.answer, role="intuitive", iteration=it + 1)
-            s_kg = Scored(text=k.text, tokens=k.n_tokens, truncated=k.truncated, seconds=k.seconds, predicted=None,
+            s_kg = Scored(text=k.text, tokens=k.completion_tokens, truncated=k.truncated, seconds=k.seconds, predicted=None,
                           correct=False, role="knowledge", iteration=it + 1)
             s_dr = ctx.score(d, p.answer, role="deep", iteration=it + 1)
             samples[p.id] += [s_ir, s_kg, s_dr]

@@ -21,15 +21,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from thinkling.artifacts import (
     AppendLog, atomic_write_json, invalidate, is_complete, iter_jsonl, read_manifest, stable_hash,
     write_jsonl, write_manifest,
 )
-from thinkling.config import StageConfig
-from thinkling.generate.backends import Reply, Request, SamplingParams, TeacherSpec, build_backend
-from thinkling.records import Failure, Trace, Usage
+from thinkling.config import ConfigError, StageConfig
+from thinkling.engines import Reply, Request, SamplingParams, TeacherSpec, build_engine, engine_options
+from thinkling.engines.oracle import OracleOptions
+from thinkling.records import Failure, Trace, Usage, latest_traces
 from thinkling.tasks.spec import TaskSpec
 
 TRACES = "traces.jsonl"
@@ -41,7 +45,8 @@ LEDGER = "ledger.json"
 class GenerateConfig(StageConfig):
     out: str = Field(description="output dir for traces")
     task: TaskSpec = Field(default_factory=TaskSpec)
-    teacher: TeacherSpec = Field(default_factory=TeacherSpec)
+    teacher: TeacherSpec = Field(default_factory=OracleOptions, description="the teacher: an engine backend "
+                                 "and its options")
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     samples: int = Field(1, ge=1, description="samples per problem")
     chunk_size: int = Field(256, ge=1, description="replies per flush to traces.jsonl (and per call of a batch "
@@ -67,18 +72,6 @@ def legacy_request_key(teacher: str, messages: list[dict], sampling: SamplingPar
     return stable_hash({"teacher": teacher, "prompt": messages, "sampling": sampling.model_dump(), "index": index})
 
 
-def latest_traces(path: str | Path) -> dict[str, Trace]:
-    """The traces of a ``traces.jsonl``, the last record of each key winning (keys in first-seen order).
-
-    A key has more than one record when a re-run with a larger ``max_tokens`` re-requested a
-    truncated trace: the later record supersedes the earlier one. Readers of raw traces use this.
-    """
-    out: dict[str, Trace] = {}
-    for t in iter_jsonl(path, Trace):
-        out[t.key] = t
-    return out
-
-
 def _scan(path: Path) -> tuple[dict[str, tuple[str, int | None]], int]:
     """key -> (finish_reason, max_tokens) of the latest record per key, and the number of lines."""
     state: dict[str, tuple[str, int | None]] = {}
@@ -98,19 +91,18 @@ def _check_same_teacher(out: Path, cfg: GenerateConfig) -> bool:
     runs. Returns True for a directory written with the legacy keys (``max_tokens`` in the key), which
     is continued with those keys and the same ``max_tokens``.
     """
-    from pydantic import ValidationError
-
     prev = out / "config.json"
     if not prev.exists():
         return False
     old = json.loads(prev.read_text())
     try:
         old_sampling = SamplingParams.model_validate(old.get("sampling") or {})
-        old_id = {"teacher": TeacherSpec.model_validate(old.get("teacher") or {}).identity(),
+        old_id = {"teacher": engine_options(old.get("teacher") or {}).identity(),
                   "sampling": sampling_identity(old_sampling)}
-    except ValidationError as e:
+    except (ValidationError, ConfigError) as e:
+        first = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e).splitlines()[-1].strip()
         raise ValueError(f"{prev}: the config of the traces already in {out} cannot be read by this thinkling "
-                         f"({e.errors()[0]['msg']}); write to a new --out directory") from None
+                         f"({first}); write to a new --out directory") from None
     new_id = {"teacher": cfg.teacher.identity(), "sampling": sampling_identity(cfg.sampling)}
     for key in ("teacher", "sampling"):
         a, b = old_id[key], new_id[key]
@@ -152,8 +144,8 @@ class Ledger:
 
     def __init__(self, path: Path, cfg: GenerateConfig, teacher: str):
         self.path = path
-        self.prices = {"prompt_per_mtok": cfg.teacher.price_prompt_per_mtok,
-                       "completion_per_mtok": cfg.teacher.price_completion_per_mtok}
+        self.prices = {"prompt_per_mtok": getattr(cfg.teacher, "price_prompt_per_mtok", 0.0),
+                       "completion_per_mtok": getattr(cfg.teacher, "price_completion_per_mtok", 0.0)}
         runs: list[dict[str, Any]] = []
         if path.exists():
             try:
@@ -166,7 +158,7 @@ class Ledger:
         self.t0 = time.time()
         self.entry: dict[str, Any] = {
             "run": len(runs) + 1, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
-            "teacher": teacher, "endpoint": cfg.teacher.base_url, "max_tokens": cfg.sampling.max_tokens,
+            "teacher": teacher, "endpoint": getattr(cfg.teacher, "base_url", None), "max_tokens": cfg.sampling.max_tokens,
             **dict.fromkeys(COUNTERS, 0), "retries": {}, "failures_by_cause": {}, "cost": 0.0, "seconds": 0.0,
         }
         self.runs = runs + [self.entry]
@@ -214,10 +206,6 @@ class Ledger:
 
 
 def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     console = console or Console(stderr=True)
     out = Path(cfg.out)
     if not force and is_complete(out, "generate", cfg, {}):
@@ -231,12 +219,12 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
     key_of = legacy_request_key if legacy else request_key
     task = cfg.task.build()
     problems = cfg.task.problems()
-    backend = build_backend(cfg.teacher, task)  # before touching the dir: a bad teacher config changes nothing
+    engine = build_engine(cfg.teacher, task)  # before touching the dir: a bad teacher config changes nothing
     invalidate(out)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / PROBLEMS, problems)
     atomic_write_json(out / "config.json", cfg.model_dump(mode="json"))
-    teacher = cfg.teacher.teacher_id()
+    teacher = cfg.teacher.engine_id()
     cap = cfg.sampling.max_tokens
 
     log = AppendLog(out / TRACES)
@@ -254,12 +242,13 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
                 duplicates += 1
                 continue
             wanted.add(key)
+            req = Request(msgs, sampling=cfg.sampling, seed=i, problem=p, task=task, key=key)
             if key not in done:
-                todo.append(Request(key, p, msgs, i))
+                todo.append(req)
                 continue
             finish, old_cap = done[key]
             if finish == "length" and old_cap is not None and old_cap < cap:  # truncated under a smaller cap
-                todo.append(Request(key, p, msgs, i))
+                todo.append(req)
                 rerequest += 1
     total = len(wanted)
     console.print(f"[bold]generate[/] {teacher} on {cfg.task.name}/{cfg.task.split}: "
@@ -267,7 +256,7 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
                   + (f" ({rerequest} truncated under a smaller max_tokens, re-requested with {cap})" if rerequest else ""))
     ledger = Ledger(out / LEDGER, cfg, teacher)
     ledger.entry["rerequested_length"] = rerequest
-    ledger.save(backend.stats)  # a run killed at any point leaves its entry
+    ledger.save(engine.stats)  # a run killed at any point leaves its entry
     failures: list[Failure] = []
     n_ok = 0
     try:
@@ -286,44 +275,44 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
                 bar.update(job, advance=1, info=f"{live['n'] / dt:,.1f} req/s  {live['tokens'] / dt:,.0f} tok/s  "
                                                 f"{live['tokens']:,} tok  ${live['cost']:.4f}")
 
-            backend.progress = on_reply
-            for batch in backend.iter_generate(todo, cfg.sampling, cfg.chunk_size):
+            engine.progress = on_reply
+            for batch in engine.stream(todo, cfg.chunk_size):
                 good = []
                 for req, rep in batch:
                     ledger.add(rep)
                     if isinstance(rep, Exception):
                         failures.append(Failure(key=req.key, problem_id=req.problem.id,
-                                                sample_index=req.sample_index,
+                                                sample_index=req.seed,
                                                 error=f"{type(rep).__name__}: {rep}",
                                                 attempts=getattr(rep, "attempts", 1)))
                         continue
                     good.append(Trace(
                         key=req.key, problem_id=req.problem.id, task=req.problem.task, level=req.problem.level,
-                        teacher=teacher, sample_index=req.sample_index, question=req.problem.question,
+                        teacher=teacher, sample_index=req.seed, question=req.problem.question,
                         prompt=req.messages, reasoning=rep.reasoning, answer=rep.answer,
                         finish_reason=rep.finish_reason,
                         usage=Usage(prompt_tokens=rep.prompt_tokens, completion_tokens=rep.completion_tokens),
                         meta={**rep.meta, "max_tokens": cap},
                     ))
-                ledger.save(backend.stats)  # before the traces: a kill in between over-counts, never hides, a cost
+                ledger.save(engine.stats)  # before the traces: a kill in between over-counts, never hides, a cost
                 log.append(good)
                 n_ok += len(good)
     except BaseException:
-        ledger.save(backend.stats, status="interrupted")
+        ledger.save(engine.stats, status="interrupted")
         raise
     finally:
         log.close()
-        backend.close()
+        engine.close()
     # failed.jsonl holds what still fails after this run (a re-run retries it)
     write_jsonl(out / FAILED, failures)
     if failures and not n_ok:
-        ledger.save(backend.stats, status="failed")
+        ledger.save(engine.stats, status="failed")
         causes = ", ".join(f"{c}: {n}" for c, n in sorted(ledger.entry["failures_by_cause"].items()))
         raise RuntimeError(
             f"generate: all {len(failures)} requests of this run failed ({causes}); first error: {failures[0].error}\n"
             f"They are listed in {out / FAILED}; nothing already generated is lost - run the same command again "
             "to retry them.")
-    ledger.save(backend.stats, status="finished")
+    ledger.save(engine.stats, status="finished")
     latest, lines = _scan(out / TRACES)
     n_traces = sum(1 for k in latest if k in wanted)
     e = ledger.entry

@@ -1,4 +1,4 @@
-"""Text bookkeeping of a reply: incremental detokenization, stop strings, the <think> split.
+"""What a client may see of a reply as it grows: stop strings held back, the <think> split.
 
 Everything here is pure and incremental in one direction: text only grows at its end, and what has
 been streamed is never taken back. That is why a streamed reply, concatenated, equals the same
@@ -9,47 +9,6 @@ from __future__ import annotations
 
 from thinkling.format import THINK_CLOSE as CLOSE
 from thinkling.format import THINK_OPEN as OPEN
-
-
-class Detokenizer:
-    """Decode generated ids one at a time (the prefix/read offsets of TGI and vLLM).
-
-    Each call decodes a short window, not the whole reply, so cost stays flat with length; a token
-    that ends inside a multi-byte character gives no text until the character is complete, and
-    tokenizers that drop a leading space at the start of a decode (SentencePiece) stay right because
-    the window always starts a few tokens back.
-    """
-
-    def __init__(self, tokenizer):
-        self.tok = tokenizer
-        self.ids: list[int] = []
-        self.prefix = 0
-        self.read = 0
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-
-    def add(self, token: int) -> str:
-        self.ids.append(token)
-        before = self._decode(self.ids[self.prefix:self.read])
-        now = self._decode(self.ids[self.prefix:])
-        if len(now) > len(before) and not now.endswith("\ufffd"):
-            self.prefix, self.read = self.read, len(self.ids)
-            return now[len(before):]
-        return ""
-
-    def flush(self) -> str:
-        """Text still held back at the end (an incomplete character decodes to U+FFFD)."""
-        before = self._decode(self.ids[self.prefix:self.read])
-        now = self._decode(self.ids[self.prefix:])
-        self.prefix = self.read = len(self.ids)
-        return now[len(before):] if len(now) > len(before) else ""
-
-
-def find_stop(text: str, stops: list[str], start: int = 0) -> int:
-    """Index of the earliest stop string in ``text[start:]`` (-1 if none)."""
-    hits = [i for s in stops if s and (i := text.find(s, start)) >= 0]
-    return min(hits) if hits else -1
 
 
 def holdback(text: str, watch: list[str]) -> int:
