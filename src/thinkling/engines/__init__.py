@@ -7,51 +7,34 @@
 ``vllm``       vLLM's offline engine (an extra; on CPU the venv of ``scripts/vllm_venv.sh``)
 
 Each backend is one module here, found by :func:`~thinkling.registry.discover` (no list to keep):
-its options model joins the tagged union :data:`TeacherSpec` (discriminated by ``backend``), and
+its options model is what a :data:`TeacherSpec` field holds when ``backend`` names it, and
 ``build_engine(options)`` builds its engine. See docs/architecture.md for adding one.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Any
 
-from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from thinkling.config import ConfigError, format_validation_error
 from thinkling.engines.base import (
     ENGINES, GREEDY, CallStats, Engine, EngineError, EngineOptions, Reply, Request, RequestError, SamplingParams,
-    TokenLogprob, build_engine, engine_names, register_engine,
+    TeacherSpec, TokenLogprob, build_engine, engine_names, register_engine, to_options,
 )
 from thinkling.registry import discover
 
 discover(__name__)  # every backend module registers itself
 
 
-def _backend_of(v: Any) -> str:
-    if isinstance(v, dict):
-        return v.get("backend", "oracle")
-    return getattr(v, "backend", "oracle")
-
-
-#: The options of any registered backend (a tagged union on ``backend``, default ``oracle``).
-TeacherSpec = Annotated[
-    Union[tuple(Annotated[spec.options, Tag(name)] for name, spec in ENGINES.items())],  # noqa: UP007
-    Discriminator(_backend_of, custom_error_type="unknown_backend",
-                  custom_error_message=f"unknown engine backend (known: {', '.join(engine_names())})"),
-]
-
-_ADAPTER: TypeAdapter = TypeAdapter(TeacherSpec)
-
-
 def engine_options(data: dict[str, Any] | EngineOptions, key: str = "teacher") -> EngineOptions:
     """Validate ``data`` as the options of its ``backend``; errors name ``key`` (e.g. ``teacher.base_url``)."""
-    if isinstance(data, EngineOptions):
-        return data
     try:
-        return _ADAPTER.validate_python(data)
+        return to_options(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(
-            e, key, prefix=key, clean=lambda loc: loc[1:] if loc and loc[0] in ENGINES else loc)) from None
+        raise ConfigError(format_validation_error(e, key, prefix=key)) from None
+    except ValueError as e:
+        raise ConfigError(f"invalid config ({key}):\n  key '{key}.backend': {e}") from None
 
 
 def options_class(backend: str) -> type[EngineOptions]:
@@ -61,5 +44,5 @@ def options_class(backend: str) -> type[EngineOptions]:
 __all__ = [
     "ENGINES", "GREEDY", "CallStats", "Engine", "EngineError", "EngineOptions", "Reply", "Request", "RequestError",
     "SamplingParams", "TeacherSpec", "TokenLogprob", "build_engine", "engine_names", "engine_options",
-    "options_class", "register_engine",
+    "options_class", "register_engine", "to_options",
 ]

@@ -6,25 +6,26 @@ student (serve runs the ``hf`` engine's decode loop). An engine answers :class:`
 :class:`Reply` objects, or with the exception that failed one request: a failure is reported, never
 dropped, and never takes the other requests of the call down with it.
 
-A backend is one module in this package: an options model (its keys in configs, a member of the
-tagged union :data:`~thinkling.engines.TeacherSpec`) and an engine class, registered together with
-``@register_engine(name, Options)``. Nothing else names the backends: config choices, ``--help`` and
+A backend is one module in this package: an options model (its keys in configs: what a
+:data:`TeacherSpec` field holds when ``backend`` names it) and an engine class, registered together
+with ``@register_engine(name, Options)``. Nothing else names the backends: config choices, ``--help`` and
 the builders read the registry.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, SerializeAsAny, model_validator
 
-from thinkling.config import StageConfig
-from thinkling.format import split_thinking
+from thinkling.config import StageConfig, Tagged
+from thinkling.format import THINK_CLOSE, THINK_OPEN, format_assistant, split_thinking
 from thinkling.records import Problem
 from thinkling.registry import Registry
 
@@ -186,8 +187,6 @@ def timed_share(t0: float, n: int) -> float:
 def word_reply(req: Request, reasoning: str, answer: str, **meta) -> Reply:
     """A reply from a programmatic engine, which has no tokenizer: usage counts words, and a reply of
     more words than ``max_tokens`` is cut there (``finish_reason="length"``, no answer)."""
-    from thinkling.format import format_assistant
-
     words = len((reasoning + " " + answer).split())
     prompt_words = sum(len(m["content"].split()) for m in req.messages) + len((req.prompt or "").split())
     cap = req.sampling.max_tokens
@@ -200,14 +199,13 @@ def word_reply(req: Request, reasoning: str, answer: str, **meta) -> Reply:
 
 
 def _first_words(text: str, start: int, n: int) -> str:
-    """``text`` up to the end of the ``n``-th whitespace-separated word after ``start``."""
-    import re
-
-    end = start
-    for i, m in enumerate(re.finditer(r"\S+", text[start:])):
-        if i == n:
+    """``text`` up to the end of its ``n``-th word after ``start`` (think tags are not words)."""
+    end, count = start, 0
+    for m in re.finditer(r"\S+", text[start:]):
+        if count == n:
             break
         end = start + m.end()
+        count += m.group() not in (THINK_OPEN, THINK_CLOSE)
     return text[:end]
 
 
@@ -215,8 +213,8 @@ def _first_words(text: str, start: int, n: int) -> str:
 
 
 class EngineOptions(StageConfig):
-    """Options every backend has. A backend's options model adds its own keys; together they form the
-    tagged union :data:`~thinkling.engines.TeacherSpec`, discriminated by ``backend``."""
+    """Options every backend has. A backend's options model adds its own keys; a :data:`TeacherSpec`
+    field holds the options of the backend its ``backend`` key names."""
 
     backend: str
     name: str | None = Field(None, description="engine id used in record keys (default: backend:style, "
@@ -309,6 +307,26 @@ def drop_foreign_keys(cls: type[EngineOptions], data: dict[str, Any]) -> dict[st
 def _default_of(options: type[EngineOptions], key: str) -> Any:
     f = options.model_fields.get(key)
     return None if f is None or f.is_required() else f.get_default(call_default_factory=True)
+
+
+def to_options(v: Any) -> EngineOptions:
+    """Engine options from a mapping (``backend`` picks the options model; default ``oracle``)."""
+    if isinstance(v, EngineOptions):
+        return v
+    if not isinstance(v, dict):
+        raise ValueError(f"engine options must be a mapping of keys to values, got {type(v).__name__}")
+    backend = v.get("backend", "oracle")
+    if backend not in ENGINES:
+        raise ValueError(f"unknown engine backend {backend!r}; known: {', '.join(engine_names())}")
+    return ENGINES.get(backend).options.model_validate({**v, "backend": backend})
+
+
+#: A config field holding any registered backend's options: ``backend`` picks the model (validated when
+#: the config is, against the registry as it is then), the rest are that backend's own keys.
+TeacherSpec = Annotated[
+    SerializeAsAny[EngineOptions], BeforeValidator(to_options),
+    Tagged("backend", lambda: {name: spec.options for name, spec in ENGINES.items()}),
+]
 
 
 def build_engine(options: EngineOptions, task: Any = None) -> Engine:
