@@ -1,0 +1,353 @@
+"""report.html: one self-contained page - inline CSS and JS, plots as base64 PNG data URIs.
+
+Every piece of model or dataset text is HTML-escaped. The results table sorts on a click (or
+``?sort=KEY&desc=1``); the traces filter by model, task, strategy, regime and verdict (or URL
+parameters of those names).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from thinkling.artifacts import atomic_write_text
+from thinkling.report import tables
+from thinkling.report.analysis import (
+    VERDICTS,
+    frontier_panels,
+    pareto_front,
+    pooled_groups,
+    sample_group,
+    sample_verdict,
+    select_samples,
+)
+from thinkling.report.data import ReportData
+from thinkling.report.rows import multi_strategy, point_label, strategy_of
+
+
+def _e(s: Any) -> str:
+    return html.escape("" if s is None else str(s), quote=True)
+
+
+def _inline_md(s: str) -> str:
+    t = _e(s)
+    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+
+
+def markdown_to_html(lines: Sequence[str]) -> str:
+    """Just enough markdown for notes and extra sections: headings, pipe tables, fenced code, lists,
+    paragraphs, `code` and **bold**. Everything is escaped."""
+    out: list[str] = []
+    lines = [x for block in lines for x in str(block).split("\n")]
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+        elif line.startswith("```"):
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("```"):
+                j += 1
+            out.append("<pre>" + _e("\n".join(lines[i + 1:j])) + "</pre>")
+            i = j + 1
+        elif m := re.match(r"(#{1,6})\s+(.*)", line):
+            lv = min(len(m.group(1)) + 1, 6)  # the page's title is the only h1
+            out.append(f"<h{lv}>{_inline_md(m.group(2))}</h{lv}>")
+            i += 1
+        elif line.lstrip().startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].lstrip().startswith("|"):
+                j += 1
+            cells = [[c.strip() for c in re.split(r"(?<!\\)\|", x.strip().strip("|"))] for x in lines[i:j]]
+            body = [c for c in cells[1:] if not all(re.fullmatch(r":?-+:?", x) for x in c if x)]
+            out.append("<div class='scroll'><table><thead><tr>" + "".join(f"<th>{_inline_md(c)}</th>" for c in cells[0])
+                       + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{_inline_md(c)}</td>" for c in r)
+                                                          + "</tr>" for r in body) + "</tbody></table></div>")
+            i = j
+        elif line.lstrip().startswith(("- ", "* ")):
+            j = i
+            while j < len(lines) and lines[j].lstrip().startswith(("- ", "* ")):
+                j += 1
+            out.append("<ul>" + "".join(f"<li>{_inline_md(x.lstrip()[2:])}</li>" for x in lines[i:j]) + "</ul>")
+            i = j
+        else:
+            j = i
+            while j < len(lines) and lines[j].strip() and not lines[j].lstrip().startswith(("|", "#", "```", "- ")):
+                j += 1
+            out.append("<p>" + " ".join(_inline_md(x) for x in lines[i:max(j, i + 1)]) + "</p>")
+            i = max(j, i + 1)
+    return "\n".join(out)
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _html_table(head: Sequence[str], body: Sequence[Sequence[str]], cls: str = "") -> str:
+    return (f"<div class='scroll'><table class='{cls}'><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head)
+            + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>"
+                                               for r in body) + "</tbody></table></div>")
+
+
+def _results_html(rows: list[dict]) -> str:
+    cols = tables.result_columns(rows)
+    head = "".join(f"<th data-key='{_e(c.key)}' title='click to sort'>{_e(c.head)}</th>" for c in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = (c.sort or c.text)(r)
+            v = "" if v is None else v
+            cells.append(f"<td data-v='{_e(v)}'>{_e(c.text(r))}</td>")
+        proto = json.dumps(r.get("protocol") or {}, indent=1, sort_keys=True, ensure_ascii=False, default=str)
+        cells.append(f"<td class='proto'><details><summary>protocol</summary><pre>{_e(proto)}</pre></details></td>")
+        attrs = " ".join(f"data-{k}='{_e(x)}'" for k, x in (("model", r["model"]), ("task", r["task"]),
+                                                            ("level", r["level"]), ("strategy", strategy_of(r)),
+                                                            ("regime", r.get("regime") or "")))
+        body.append(f"<tr {attrs}>{''.join(cells)}</tr>")
+    return (f"<div class='scroll'><table id='results-table' class='sortable'><thead><tr>{head}<th>protocol</th></tr>"
+            f"</thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _clip(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    head, tail = (2 * max_chars) // 3, max_chars // 3
+    return f"{text[:head]}\n\n[... {len(text) - head - tail} characters left out ...]\n\n{text[-tail:]}"
+
+
+def _trace_html(s: dict, max_chars: int) -> str:
+    v = sample_verdict(s)
+    model, task, strategy = sample_group(s)
+    attrs = " ".join(f"data-{k}='{_e(x)}'" for k, x in (("model", model), ("task", task), ("strategy", strategy),
+                                                        ("regime", s.get("regime") or ""), ("verdict", v)))
+    meta = [f"<b>{_e(s.get('problem_id', '?'))}</b>", f"level {_e(s.get('level', '—'))}"]
+    if s.get("regime"):
+        meta.append(f"regime {_e(s['regime'])}")
+    if s.get("sample") is not None:
+        meta.append(f"sample {_e(s['sample'])}")
+    meta.append(f"{_e(s.get('tokens', '—'))} tokens")
+    if s.get("iterations") is not None:
+        meta.append(f"{_e(s['iterations'])} iterations")
+    meta.append(f"<span class='lbl'>predicted</span> <code class='predicted'>{_e(s.get('predicted'))}</code>")
+    meta.append(f"<span class='lbl'>gold</span> <code class='gold'>{_e(s.get('gold'))}</code>")
+    reasoning = str(s.get("reasoning") or "")
+    answer = str(s.get("answer_text") or "")
+    return (
+        f"<article class='trace' {attrs}>"
+        f"<header><span class='verdict v-{v.replace(' ', '-')}'>{_e(v)}</span> {' · '.join(meta)}</header>"
+        f"<div class='row'><span class='lbl'>question</span>"
+        f"<pre class='question'>{_e(_clip(str(s.get('question') or ''), max_chars))}</pre></div>"
+        f"<div class='row'><span class='lbl'>reasoning</span><details><summary>{len(reasoning)} characters"
+        f"</summary><pre class='reasoning'>{_e(_clip(reasoning, max_chars))}</pre></details></div>"
+        f"<div class='row'><span class='lbl'>final answer</span>"
+        f"<pre class='answer'>{_e(_clip(answer, max_chars))}</pre></div>"
+        "</article>"
+    )
+
+
+def _traces_html(samples: list[dict], max_samples: int, max_chars: int) -> str:
+    picked = select_samples(samples, max_samples)
+    kept = [s for _, ks, _ in picked for s in ks]
+
+    def select(key: str, label: str, values: Iterable[str]) -> str:
+        opts = "".join(f"<option value='{_e(x)}'>{_e(x)}</option>" for x in values)
+        return (f"<label>{_e(label)} <select id='filter-{key}' data-key='{key}' class='filter'>"
+                f"<option value=''>all</option>{opts}</select></label>")
+
+    vals = lambda k: sorted({str(t.get(k)) for t in kept if t.get(k)})  # noqa: E731
+    controls = [select("model", "model", vals("model")), select("task", "task", vals("task")),
+                select("strategy", "strategy", vals("strategy"))]
+    if vals("regime"):
+        controls.append(select("regime", "regime", vals("regime")))
+    controls.append(select("verdict", "verdict", [v for v in VERDICTS if any(sample_verdict(t) == v for t in kept)]))
+    left = sum(n for _, _, n in picked)
+    parts = [f"<p>{len(kept)} of {len(samples)} samples embedded (at most {max_samples} per model, task and "
+             f"strategy, chosen round-robin over outcomes; {left} left out). Long texts are cut to "
+             f"{max_chars} characters. Filters can be preset with URL parameters, e.g. "
+             f"<code>report.html?verdict=wrong&amp;model=NAME</code>.</p>",
+             f"<div class='filters'>{''.join(controls)} <span id='trace-count'></span></div>"]
+    for (model, task, strategy), ks, n_left in picked:
+        note = f"{len(ks)} samples"
+        if n_left:
+            note += f", {n_left} more left out (raise --max-samples to embed them)"
+        parts.append(f"<div class='tgroup' data-model='{_e(model)}' data-task='{_e(task)}' "
+                     f"data-strategy='{_e(strategy)}'><h3>{_e(model)} · {_e(task)} · {_e(strategy)} "
+                     f"<small>{_e(note)}</small></h3>" + "".join(_trace_html(s, max_chars) for s in ks) + "</div>")
+    return "\n".join(parts)
+
+
+CSS = """
+:root{--fg:#1d2430;--muted:#5b6675;--line:#d9dee5;--bg:#fff;--soft:#f5f7fa;--ok:#1a7f37;--bad:#c0362c;--warn:#9a6700}
+*{box-sizing:border-box}
+body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg);
+ margin:0 auto;max-width:1280px;padding:16px 24px 64px}
+h1{font-size:26px;margin:8px 0 4px}
+h2{font-size:20px;margin:32px 0 8px;border-bottom:2px solid var(--line);padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 6px}h3 small{color:var(--muted);font-weight:normal}
+nav{position:sticky;top:0;background:rgba(255,255,255,.95);border-bottom:1px solid var(--line);padding:6px 0;z-index:5}
+nav a{margin-right:14px;color:#0b5cad;text-decoration:none}
+.muted,.help{color:var(--muted)}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px}
+th,td{border:1px solid var(--line);padding:3px 7px;text-align:left;vertical-align:top;white-space:nowrap}
+th{white-space:normal;overflow-wrap:break-word;max-width:190px}
+thead th{background:var(--soft);position:sticky;top:0}
+table.sortable th{cursor:pointer}
+table.sortable th.sorted-asc::after{content:" \\25B2"}table.sortable th.sorted-desc::after{content:" \\25BC"}
+tbody tr:nth-child(even){background:#fafbfc}
+td.proto pre{white-space:pre;font-size:11px;max-width:520px;overflow:auto}
+img.plot{max-width:100%;border:1px solid var(--line);border-radius:4px;margin:6px 0}
+pre{white-space:pre-wrap;word-break:break-word;background:var(--soft);padding:6px 8px;border-radius:4px;margin:3px 0}
+code{background:var(--soft);padding:0 3px;border-radius:3px}
+.filters{position:sticky;top:34px;background:#fff;padding:8px 0;border-bottom:1px solid var(--line);z-index:4}
+.filters label{margin-right:12px}select{font-size:13px}
+#trace-count{color:var(--muted);margin-left:8px}
+article.trace{border:1px solid var(--line);border-radius:6px;padding:6px 10px;margin:6px 0}
+article.trace header{margin-bottom:3px;color:var(--muted)}article.trace header b{color:var(--fg)}
+article.trace .row{display:grid;grid-template-columns:100px 1fr;align-items:baseline;gap:6px}
+article.trace pre{margin:2px 0;padding:3px 8px}
+pre.answer:empty::after,pre.reasoning:empty::after,code.predicted:empty::after{
+ content:"(none)";color:var(--muted);font-style:italic}
+.lbl{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+.verdict{display:inline-block;font-weight:600;border-radius:10px;padding:0 8px;color:#fff;margin-right:6px}
+.v-correct{background:var(--ok)}.v-wrong{background:var(--bad)}
+.v-no-answer{background:var(--warn)}.v-truncated{background:#6e40c9}
+summary{cursor:pointer;color:#0b5cad}
+[hidden]{display:none !important}
+"""
+
+JS = """
+(function(){
+  function sortTable(table, key, desc){
+    var ths = Array.prototype.slice.call(table.tHead.rows[0].cells);
+    var col = ths.findIndex(function(th){ return th.dataset.key === key; });
+    if (col < 0) return false;
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function(a, b){
+      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+      var nx = parseFloat(x), ny = parseFloat(y), c;
+      if (!isNaN(nx) && !isNaN(ny) && String(nx) !== 'NaN') c = nx - ny; else c = String(x).localeCompare(String(y));
+      return desc ? -c : c;
+    });
+    rows.forEach(function(r){ body.appendChild(r); });
+    ths.forEach(function(th){ th.classList.remove('sorted-asc', 'sorted-desc'); });
+    ths[col].classList.add(desc ? 'sorted-desc' : 'sorted-asc');
+    return true;
+  }
+  function applyFilters(){
+    var sel = {};
+    document.querySelectorAll('select.filter').forEach(function(s){ if (s.value) sel[s.dataset.key] = s.value; });
+    var traces = document.querySelectorAll('article.trace'), shown = 0;
+    traces.forEach(function(t){
+      var ok = Object.keys(sel).every(function(k){ return t.dataset[k] === sel[k]; });
+      t.hidden = !ok; if (ok) shown++;
+    });
+    document.querySelectorAll('div.tgroup').forEach(function(g){
+      g.hidden = !g.querySelector('article.trace:not([hidden])');
+    });
+    var c = document.getElementById('trace-count');
+    if (c) c.textContent = 'showing ' + shown + ' of ' + traces.length;
+    return shown;
+  }
+  function init(){
+    var q = new URLSearchParams(window.location.search);
+    document.querySelectorAll('select.filter').forEach(function(s){
+      var v = q.get(s.dataset.key);
+      if (v !== null && Array.prototype.some.call(s.options, function(o){ return o.value === v; })) s.value = v;
+      s.addEventListener('change', applyFilters);
+    });
+    applyFilters();
+    document.querySelectorAll('table.sortable').forEach(function(t){
+      Array.prototype.forEach.call(t.tHead.rows[0].cells, function(th){
+        if (!th.dataset.key) return;
+        th.addEventListener('click', function(){ sortTable(t, th.dataset.key, th.classList.contains('sorted-asc')); });
+      });
+    });
+    var results = document.getElementById('results-table');
+    if (results && q.get('sort')) sortTable(results, q.get('sort'), q.get('desc') === '1');
+  }
+  window.thinklingReport = {applyFilters: applyFilters, sortTable: sortTable};
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init); else init();
+})();
+"""
+
+
+def _frontier_section(a: ReportData) -> str:
+    multi = multi_strategy(a.rows)
+    front = [f"<p class='help'>{_e(tables.PARETO_HELP)}</p>", _img(a.plots["frontier"], "accuracy vs mean tokens"),
+             "<ul>"]
+    for name, pts in frontier_panels(a.rows).items():
+        f = pareto_front(pts)
+        items = ", ".join(f"<span class='front' data-label='{_e(point_label(p, multi))}'>{_e(point_label(p, multi))}"
+                          f" ({tables.pct(p['accuracy'])}%, {p['mean_tokens']:.1f} tok)</span>" for p in f)
+        off = len(pts) - len(f)
+        front.append(f"<li data-panel='{_e(name)}'><b>{_e(name)}</b>: on the front: {items}"
+                     + (f" <span class='muted'>({off} point(s) dominated)</span>" if off else "") + "</li>")
+    front.append("</ul>")
+    return "\n".join(front)
+
+
+def _results_section(a: ReportData) -> str:
+    pids = tables.protocol_ids(a.rows)
+    return (f"<p class='help'>{len(a.rows)} rows; click a column header to sort "
+            f"(or preset with <code>?sort=accuracy&amp;desc=1</code>). Accuracy and rates in %; "
+            f"{len(pids)} distinct protocol(s).</p>" + _results_html(a.rows))
+
+
+def _evidence_sections(a: ReportData) -> list[tuple[str, str, str]]:
+    """The regime gaps with the instance validation under them, or the validation alone."""
+    validation = _html_table(*tables.validation_table_data(a.validation), "validation") if a.validation else ""
+    if a.gaps:
+        body = [f"<p class='help'>{_e(tables.GAP_HELP)}</p>",
+                _html_table(*tables.regime_table_data(a.gaps), cls="gaps"), _img(a.plots["regime_gaps"], "regime gaps")]
+        if a.validation:
+            body += ["<h3>Instance validation</h3>", validation]
+        return [("regimes", "Evidence regimes", "\n".join(body))]
+    if a.validation:
+        return [("validation", "Instance validation", validation)]
+    return []
+
+
+def _groups_section(a: ReportData) -> str:
+    regimes = pooled_groups(a.rows, by="training")
+    return (f"<p class='help'>{_e(tables.GROUP_HELP)}</p>"
+            + _html_table(*tables.groups_table_data(a.pooled), cls="groups")
+            + (f"<h3>Training regimes per group</h3><p class='help'>{_e(tables.REGIME_POOL_HELP)}</p>"
+               + _html_table(*tables.groups_table_data(regimes), cls="groups") if regimes else ""))
+
+
+def write_html_report(a: ReportData, path: str | Path, title: str, notes: list[str], extra: list[str],
+                      samples: list[dict], max_samples: int = 50, max_chars: int = 12000) -> Path:
+    """The self-contained page: inline CSS/JS, plots as data: URIs, all text escaped."""
+    sections: list[tuple[str, str, str]] = [("frontier", "Accuracy vs tokens", _frontier_section(a))]  # id, h2, body
+    if "level_tokens" in a.plots:
+        sections.append(("levels", "Tokens per level", _img(a.plots["level_tokens"], "mean tokens per level")))
+    sections.append(("results", "Results", _results_section(a)))
+    sections += _evidence_sections(a)
+    if a.pooled:
+        sections.append(("groups", "Logic groups", _groups_section(a)))
+    if extra:
+        sections.append(("more", "More", markdown_to_html(extra)))
+    if samples:
+        sections.append(("traces", "Example traces", _traces_html(samples, max_samples, max_chars)))
+    nav = "".join(f"<a href='#{sid}'>{_e(h)}</a>" for sid, h, _ in sections)
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{_e(title)}</h1>{markdown_to_html(notes)}<nav>{nav}</nav>"
+        + "".join(f"<section id='{sid}'><h2>{_e(h)}</h2>{body}</section>" for sid, h, body in sections)
+        + f"<script>{JS}</script></body></html>\n"
+    )
+    p = Path(path)
+    atomic_write_text(p, page)
+    return p
