@@ -1,5 +1,7 @@
 """report.html: one self-contained page - inline CSS and JS, plots as base64 PNG data URIs.
 
+The CSS and JS are the package files ``static/report.css`` and ``static/report.js``, inlined.
+
 Every piece of model or dataset text is HTML-escaped. The results table sorts on a click (or
 ``?sort=KEY&desc=1``); the traces filter by model, task, strategy, regime and verdict (or URL
 parameters of those names).
@@ -12,6 +14,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -184,101 +187,9 @@ def _traces_html(samples: list[dict], max_samples: int, max_chars: int) -> str:
     return "\n".join(parts)
 
 
-CSS = """
-:root{--fg:#1d2430;--muted:#5b6675;--line:#d9dee5;--bg:#fff;--soft:#f5f7fa;--ok:#1a7f37;--bad:#c0362c;--warn:#9a6700}
-*{box-sizing:border-box}
-body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg);
- margin:0 auto;max-width:1280px;padding:16px 24px 64px}
-h1{font-size:26px;margin:8px 0 4px}
-h2{font-size:20px;margin:32px 0 8px;border-bottom:2px solid var(--line);padding-bottom:4px}
-h3{font-size:15px;margin:18px 0 6px}h3 small{color:var(--muted);font-weight:normal}
-nav{position:sticky;top:0;background:rgba(255,255,255,.95);border-bottom:1px solid var(--line);padding:6px 0;z-index:5}
-nav a{margin-right:14px;color:#0b5cad;text-decoration:none}
-.muted,.help{color:var(--muted)}
-.scroll{overflow-x:auto;max-width:100%}
-table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px}
-th,td{border:1px solid var(--line);padding:3px 7px;text-align:left;vertical-align:top;white-space:nowrap}
-th{white-space:normal;overflow-wrap:break-word;max-width:190px}
-thead th{background:var(--soft);position:sticky;top:0}
-table.sortable th{cursor:pointer}
-table.sortable th.sorted-asc::after{content:" \\25B2"}table.sortable th.sorted-desc::after{content:" \\25BC"}
-tbody tr:nth-child(even){background:#fafbfc}
-td.proto pre{white-space:pre;font-size:11px;max-width:520px;overflow:auto}
-img.plot{max-width:100%;border:1px solid var(--line);border-radius:4px;margin:6px 0}
-pre{white-space:pre-wrap;word-break:break-word;background:var(--soft);padding:6px 8px;border-radius:4px;margin:3px 0}
-code{background:var(--soft);padding:0 3px;border-radius:3px}
-.filters{position:sticky;top:34px;background:#fff;padding:8px 0;border-bottom:1px solid var(--line);z-index:4}
-.filters label{margin-right:12px}select{font-size:13px}
-#trace-count{color:var(--muted);margin-left:8px}
-article.trace{border:1px solid var(--line);border-radius:6px;padding:6px 10px;margin:6px 0}
-article.trace header{margin-bottom:3px;color:var(--muted)}article.trace header b{color:var(--fg)}
-article.trace .row{display:grid;grid-template-columns:100px 1fr;align-items:baseline;gap:6px}
-article.trace pre{margin:2px 0;padding:3px 8px}
-pre.answer:empty::after,pre.reasoning:empty::after,code.predicted:empty::after{
- content:"(none)";color:var(--muted);font-style:italic}
-.lbl{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
-.verdict{display:inline-block;font-weight:600;border-radius:10px;padding:0 8px;color:#fff;margin-right:6px}
-.v-correct{background:var(--ok)}.v-wrong{background:var(--bad)}
-.v-no-answer{background:var(--warn)}.v-truncated{background:#6e40c9}
-summary{cursor:pointer;color:#0b5cad}
-[hidden]{display:none !important}
-"""
-
-JS = """
-(function(){
-  function sortTable(table, key, desc){
-    var ths = Array.prototype.slice.call(table.tHead.rows[0].cells);
-    var col = ths.findIndex(function(th){ return th.dataset.key === key; });
-    if (col < 0) return false;
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function(a, b){
-      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
-      var nx = parseFloat(x), ny = parseFloat(y), c;
-      if (!isNaN(nx) && !isNaN(ny) && String(nx) !== 'NaN') c = nx - ny; else c = String(x).localeCompare(String(y));
-      return desc ? -c : c;
-    });
-    rows.forEach(function(r){ body.appendChild(r); });
-    ths.forEach(function(th){ th.classList.remove('sorted-asc', 'sorted-desc'); });
-    ths[col].classList.add(desc ? 'sorted-desc' : 'sorted-asc');
-    return true;
-  }
-  function applyFilters(){
-    var sel = {};
-    document.querySelectorAll('select.filter').forEach(function(s){ if (s.value) sel[s.dataset.key] = s.value; });
-    var traces = document.querySelectorAll('article.trace'), shown = 0;
-    traces.forEach(function(t){
-      var ok = Object.keys(sel).every(function(k){ return t.dataset[k] === sel[k]; });
-      t.hidden = !ok; if (ok) shown++;
-    });
-    document.querySelectorAll('div.tgroup').forEach(function(g){
-      g.hidden = !g.querySelector('article.trace:not([hidden])');
-    });
-    var c = document.getElementById('trace-count');
-    if (c) c.textContent = 'showing ' + shown + ' of ' + traces.length;
-    return shown;
-  }
-  function init(){
-    var q = new URLSearchParams(window.location.search);
-    document.querySelectorAll('select.filter').forEach(function(s){
-      var v = q.get(s.dataset.key);
-      if (v !== null && Array.prototype.some.call(s.options, function(o){ return o.value === v; })) s.value = v;
-      s.addEventListener('change', applyFilters);
-    });
-    applyFilters();
-    document.querySelectorAll('table.sortable').forEach(function(t){
-      Array.prototype.forEach.call(t.tHead.rows[0].cells, function(th){
-        if (!th.dataset.key) return;
-        th.addEventListener('click', function(){ sortTable(t, th.dataset.key, th.classList.contains('sorted-asc')); });
-      });
-    });
-    var results = document.getElementById('results-table');
-    if (results && q.get('sort')) sortTable(results, q.get('sort'), q.get('desc') === '1');
-  }
-  window.thinklingReport = {applyFilters: applyFilters, sortTable: sortTable};
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init); else init();
-})();
-"""
+def static_text(name: str) -> str:
+    """A file of ``thinkling/report/static`` (the page's CSS and JS), shipped as package data."""
+    return resources.files("thinkling.report").joinpath("static", name).read_text(encoding="utf-8")
 
 
 def _frontier_section(a: ReportData) -> str:
@@ -343,10 +254,10 @@ def write_html_report(a: ReportData, path: str | Path, title: str, notes: list[s
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>{_e(title)}</title><style>\n{static_text('report.css')}</style></head><body>"
         f"<h1>{_e(title)}</h1>{markdown_to_html(notes)}<nav>{nav}</nav>"
         + "".join(f"<section id='{sid}'><h2>{_e(h)}</h2>{body}</section>" for sid, h, body in sections)
-        + f"<script>{JS}</script></body></html>\n"
+        + f"<script>\n{static_text('report.js')}</script></body></html>\n"
     )
     p = Path(path)
     atomic_write_text(p, page)
