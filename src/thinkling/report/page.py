@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-import re
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from markdown_it import MarkdownIt
 
 from thinkling.artifacts import atomic_write_text
 from thinkling.report import tables
@@ -37,55 +38,29 @@ def _e(s: Any) -> str:
     return html.escape("" if s is None else str(s), quote=True)
 
 
-def _inline_md(s: str) -> str:
-    t = _e(s)
-    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+def _table_open(self, tokens, idx, options, env) -> str:
+    return "<div class='scroll'><table>\n"  # wide tables scroll, as the page's own tables do
+
+
+def _table_close(self, tokens, idx, options, env) -> str:
+    return "</table></div>\n"
+
+
+# CommonMark plus pipe tables. Raw HTML in the text is escaped, not passed through, and images are
+# off, so no note can make the self-contained page load a URL.
+_MD = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
+_MD.add_render_rule("table_open", _table_open)
+_MD.add_render_rule("table_close", _table_close)
 
 
 def markdown_to_html(lines: Sequence[str]) -> str:
-    """Just enough markdown for notes and extra sections: headings, pipe tables, fenced code, lists,
-    paragraphs, `code` and **bold**. Everything is escaped."""
-    out: list[str] = []
-    lines = [x for block in lines for x in str(block).split("\n")]
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif line.startswith("```"):
-            j = i + 1
-            while j < len(lines) and not lines[j].startswith("```"):
-                j += 1
-            out.append("<pre>" + _e("\n".join(lines[i + 1:j])) + "</pre>")
-            i = j + 1
-        elif m := re.match(r"(#{1,6})\s+(.*)", line):
-            lv = min(len(m.group(1)) + 1, 6)  # the page's title is the only h1
-            out.append(f"<h{lv}>{_inline_md(m.group(2))}</h{lv}>")
-            i += 1
-        elif line.lstrip().startswith("|"):
-            j = i
-            while j < len(lines) and lines[j].lstrip().startswith("|"):
-                j += 1
-            cells = [[c.strip() for c in re.split(r"(?<!\\)\|", x.strip().strip("|"))] for x in lines[i:j]]
-            body = [c for c in cells[1:] if not all(re.fullmatch(r":?-+:?", x) for x in c if x)]
-            out.append("<div class='scroll'><table><thead><tr>" + "".join(f"<th>{_inline_md(c)}</th>" for c in cells[0])
-                       + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{_inline_md(c)}</td>" for c in r)
-                                                          + "</tr>" for r in body) + "</tbody></table></div>")
-            i = j
-        elif line.lstrip().startswith(("- ", "* ")):
-            j = i
-            while j < len(lines) and lines[j].lstrip().startswith(("- ", "* ")):
-                j += 1
-            out.append("<ul>" + "".join(f"<li>{_inline_md(x.lstrip()[2:])}</li>" for x in lines[i:j]) + "</ul>")
-            i = j
-        else:
-            j = i
-            while j < len(lines) and lines[j].strip() and not lines[j].lstrip().startswith(("|", "#", "```", "- ")):
-                j += 1
-            out.append("<p>" + " ".join(_inline_md(x) for x in lines[i:max(j, i + 1)]) + "</p>")
-            i = max(j, i + 1)
-    return "\n".join(out)
+    """Notes and extra sections (markdown lines) as HTML. Headings go one level down: the page's title
+    is its only h1."""
+    tokens = _MD.parse("\n".join(str(x) for x in lines))
+    for t in tokens:
+        if t.type in ("heading_open", "heading_close"):
+            t.tag = f"h{min(int(t.tag[1:]) + 1, 6)}"
+    return _MD.renderer.render(tokens, _MD.options, {})
 
 
 def _img(path: Path, alt: str) -> str:
