@@ -278,6 +278,17 @@ def test_write_report_writes_markdown_plots_and_a_self_contained_page(tmp_path):
     assert page.count("<script>") == 1
 
 
+def test_markdown_notes_render_escaped_with_headings_below_the_title_and_no_images():
+    from thinkling.report import markdown_to_html
+
+    out = markdown_to_html(["# Top", "## Claims", "", "| claim | result |", "|---|---|", "| a \\| b | **PASS** |", "",
+                            "<script>alert(1)</script> and `x<y`", "", "![plot](https://example.com/p.png)"])
+    assert "<h2>Top</h2>" in out and "<h3>Claims</h3>" in out and "<h1>" not in out
+    assert "<div class='scroll'><table>" in out and "<td>a | b</td>" in out and "<strong>PASS</strong>" in out
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "<code>x&lt;y</code>" in out
+    assert "<img" not in out
+
+
 def test_pipeline_style_rows_still_report(tmp_path):
     """Rows as `thinkling run` writes them today (no strategy/backend/no_answer_rate/correct)."""
     from thinkling.metrics import summarize
