@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from thinkling.config import ConfigError, build_config
-from thinkling.curate import chunking
+from thinkling.curate.chunking import embedders as chunking
 from thinkling.curate.chunking import (
     Chunk,
     ChunkOptions,

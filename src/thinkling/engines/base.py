@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -278,8 +279,6 @@ def register_engine(name: str, options: type[EngineOptions], renamed: dict[str, 
 
 
 def drop_foreign_keys(cls: type[EngineOptions], data: dict[str, Any]) -> dict[str, Any]:
-    import warnings
-
     own = set(cls.model_fields)
     backend = data.get("backend")
     out = {}
@@ -293,7 +292,7 @@ def drop_foreign_keys(cls: type[EngineOptions], data: dict[str, Any]) -> dict[st
         if k in own:
             out[k] = v
             continue
-        owners = [n for n in ENGINES.names() if k in ENGINES.get(n).options.model_fields or RENAMED.get(k, ("",))[0] == n]
+        owners = [n for n, spec in ENGINES.items() if k in spec.options.model_fields or RENAMED.get(k, ("",))[0] == n]
         if not owners:
             out[k] = v  # unknown everywhere: let validation name it
             continue

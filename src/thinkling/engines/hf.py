@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from thinkling.engines.base import Engine, EngineOptions, Reply, Request, TokenLogprob, register_engine
+from thinkling.engines.hf_decode import StepDecoder
 from thinkling.models.generation import generate_ids, token_logprobs
 from thinkling.models.loading import ModelLoadError, load_model, load_tokenizer, lorid_layout
 from thinkling.models.render import render_prompt
@@ -158,8 +159,6 @@ class HFEngine(Engine):
     def decoder(self):
         """The step-wise decoder ``thinkling serve`` batches its requests on (built on first use)."""
         if self._decoder is None:
-            from thinkling.engines.hf_decode import StepDecoder
-
             self._decoder = StepDecoder(self.model, self.tokenizer, self.base_model, bool(self.adapters))
         return self._decoder
 

@@ -279,7 +279,8 @@ class OpenAIEngine(Engine):
         if extra:
             kw["extra_body"] = extra
         if r.logprobs is not None:
-            kw.update({"logprobs": True, "top_logprobs": r.logprobs} if spec.api == "chat" else {"logprobs": r.logprobs})
+            chat = spec.api == "chat"
+            kw.update({"logprobs": True, "top_logprobs": r.logprobs} if chat else {"logprobs": r.logprobs})
         return kw
 
     async def _create(self, client, r: Request, kw: dict[str, Any]):

@@ -1,10 +1,11 @@
 """The eval stage: models x tasks x strategies -> results.json (accuracy *and* cost) + samples.jsonl.
 
-One loop: for each model (an engine from the registry: ``hf``, ``vllm``, ``openai``, ``oracle``, ...), each task (evidence tasks once
-per evidence regime), each strategy, a *unit* runs and writes ``units/<name>-<key>/``: its scored
-completions and one record per problem. Every completion is logged as it arrives (``calls.jsonl``),
-so a unit cut short - an endpoint that went away, a kill - is finished by running the same command
-again without asking for anything twice; units already done are read back, not re-run.
+One loop: for each model (an engine from the registry: ``hf``, ``vllm``, ``openai``, ``oracle``, ...),
+each task (evidence tasks once per evidence regime), each strategy, a *unit* runs and writes
+``units/<name>-<key>/``: its scored completions and one record per problem. Completions are logged by
+request key (``calls.jsonl``) as each engine call of the strategy returns, so a unit cut short - an
+endpoint that went away, a kill - is finished by running the same command again without asking for
+a logged completion twice; units already done are read back, not re-run.
 
 Rows (``results.json``) are per (model, task, regime, strategy, level) plus ``level: "all"``, with the
 full protocol (template, sampling, seed, max tokens, strategy options) recorded on each. With

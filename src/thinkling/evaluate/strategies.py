@@ -271,7 +271,8 @@ def budget(ctx: Context, problems: list[Problem], opts: BudgetOptions) -> list[O
     for i, (p, c) in enumerate(zip(problems, first)):
         if i in forced:
             f = forced[i]
-            c = Reply(text=f.text, finish_reason=f.finish_reason, completion_tokens=c.completion_tokens + f.completion_tokens,
+            c = Reply(text=f.text, finish_reason=f.finish_reason,
+                      completion_tokens=c.completion_tokens + f.completion_tokens,
                       seconds=c.seconds + f.seconds)
         s = ctx.score(c, p.answer)
         outs.append(Outcome(p, [s], s.predicted, s.correct, {"forced": i in forced}))

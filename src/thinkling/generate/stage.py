@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ from thinkling.artifacts import (
 from thinkling.config import ConfigError, StageConfig
 from thinkling.engines import Reply, Request, SamplingParams, TeacherSpec, build_engine, engine_options
 from thinkling.engines.oracle import OracleOptions
-from thinkling.records import Failure, Trace, Usage, latest_traces
+from thinkling.generate.ledger import Ledger
+from thinkling.records import Failure, Trace, Usage
 from thinkling.tasks.spec import TaskSpec
 
 TRACES = "traces.jsonl"
@@ -131,81 +133,12 @@ def _check_same_teacher(out: Path, cfg: GenerateConfig) -> bool:
     return legacy
 
 
-# ----------------------------------------------------------------------------- the ledger
-
-
-COUNTERS = ("requests", "ok", "failed", "rerequested_length", "attempts", "prompt_tokens", "completion_tokens",
-            "usage_missing")
-
-
-class Ledger:
-    """``ledger.json``: one entry per run into the directory (a killed run's entry stays, marked
-    ``interrupted``) and their totals. Saved atomically at the start and at every flush."""
-
-    def __init__(self, path: Path, cfg: GenerateConfig, teacher: str):
-        self.path = path
-        self.prices = {"prompt_per_mtok": getattr(cfg.teacher, "price_prompt_per_mtok", 0.0),
-                       "completion_per_mtok": getattr(cfg.teacher, "price_completion_per_mtok", 0.0)}
-        runs: list[dict[str, Any]] = []
-        if path.exists():
-            try:
-                runs = json.loads(path.read_text()).get("runs", [])
-            except (json.JSONDecodeError, AttributeError):
-                path.rename(path.with_suffix(f".unreadable-{int(time.time())}.json"))  # kept, never silently lost
-        for r in runs:
-            if r.get("status") == "running":
-                r["status"] = "interrupted"
-        self.t0 = time.time()
-        self.entry: dict[str, Any] = {
-            "run": len(runs) + 1, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
-            "teacher": teacher, "endpoint": getattr(cfg.teacher, "base_url", None), "max_tokens": cfg.sampling.max_tokens,
-            **dict.fromkeys(COUNTERS, 0), "retries": {}, "failures_by_cause": {}, "cost": 0.0, "seconds": 0.0,
-        }
-        self.runs = runs + [self.entry]
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.prices["prompt_per_mtok"]
-                + completion_tokens * self.prices["completion_per_mtok"]) / 1e6
-
-    def add(self, rep: Reply | Exception) -> None:
-        e = self.entry
-        e["requests"] += 1
-        if isinstance(rep, Exception):
-            e["failed"] += 1
-            cause = getattr(rep, "cause", "error")
-            e["failures_by_cause"][cause] = e["failures_by_cause"].get(cause, 0) + 1
-            return
-        e["ok"] += 1
-        e["prompt_tokens"] += rep.prompt_tokens
-        e["completion_tokens"] += rep.completion_tokens
-        e["usage_missing"] += bool(rep.meta.get("usage_missing"))
-        e["cost"] += self.cost(rep.prompt_tokens, rep.completion_tokens)
-
-    def save(self, stats, status: str = "running") -> None:
-        e = self.entry
-        attempts, retries = stats.snapshot()
-        e["attempts"] = attempts or e["requests"]  # programmatic backends make one attempt per request
-        e["retries"] = retries
-        e["status"] = status
-        e["seconds"] = round(time.time() - self.t0, 2)
-        e["cost"] = round(e["cost"], 6)
-        totals: dict[str, Any] = {**dict.fromkeys(COUNTERS, 0), "retries": {}, "failures_by_cause": {},
-                                  "cost": 0.0, "seconds": 0.0, "runs": len(self.runs)}
-        for r in self.runs:
-            for k in (*COUNTERS, "cost", "seconds"):
-                totals[k] += r.get(k, 0)
-            for k in ("retries", "failures_by_cause"):
-                for c, n in (r.get(k) or {}).items():
-                    totals[k][c] = totals[k].get(c, 0) + n
-        totals["cost"] = round(totals["cost"], 6)
-        totals["seconds"] = round(totals["seconds"], 2)
-        atomic_write_json(self.path, {"prices": self.prices, "totals": totals, "runs": self.runs})
-
-
 # ----------------------------------------------------------------------------- the stage
 
 
 def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
+    """Run the generate stage; returns the manifest. A finished directory is skipped, failed requests
+    of an earlier run are retried, and only what is missing is asked (see the module docstring)."""
     console = console or Console(stderr=True)
     out = Path(cfg.out)
     if not force and is_complete(out, "generate", cfg, {}):
@@ -216,7 +149,6 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
         console.print(f"[yellow]generate[/]: {out} has {m['counts']['failed']} failed requests; retrying them")  # type: ignore[index]
     started = time.time()
     legacy = _check_same_teacher(out, cfg)
-    key_of = legacy_request_key if legacy else request_key
     task = cfg.task.build()
     problems = cfg.task.problems()
     engine = build_engine(cfg.teacher, task)  # before touching the dir: a bad teacher config changes nothing
@@ -224,87 +156,26 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / PROBLEMS, problems)
     atomic_write_json(out / "config.json", cfg.model_dump(mode="json"))
-    teacher = cfg.teacher.engine_id()
-    cap = cfg.sampling.max_tokens
-
     log = AppendLog(out / TRACES)
     if log.repaired_bytes:
         console.print(f"[yellow]generate[/]: cut a partial last line ({log.repaired_bytes} bytes) left by a crash")
-    done, _ = _scan(out / TRACES)
-    todo: list[Request] = []
-    wanted: set[str] = set()
-    duplicates = rerequest = 0
-    for p in problems:
-        msgs = task.messages(p)
-        for i in range(cfg.samples):
-            key = key_of(teacher, msgs, cfg.sampling, i)
-            if key in wanted:  # the same prompt twice in the problem set: one request, one trace
-                duplicates += 1
-                continue
-            wanted.add(key)
-            req = Request(msgs, sampling=cfg.sampling, seed=i, problem=p, task=task, key=key)
-            if key not in done:
-                todo.append(req)
-                continue
-            finish, old_cap = done[key]
-            if finish == "length" and old_cap is not None and old_cap < cap:  # truncated under a smaller cap
-                todo.append(req)
-                rerequest += 1
-    total = len(wanted)
-    console.print(f"[bold]generate[/] {teacher} on {cfg.task.name}/{cfg.task.split}: "
-                  f"{total} requests, {total - len(todo)} already done, {len(todo)} to do"
-                  + (f" ({rerequest} truncated under a smaller max_tokens, re-requested with {cap})" if rerequest else ""))
-    ledger = Ledger(out / LEDGER, cfg, teacher)
-    ledger.entry["rerequested_length"] = rerequest
+    plan = _plan(cfg, task, problems, legacy_request_key if legacy else request_key, _scan(out / TRACES)[0])
+    console.print(f"[bold]generate[/] {plan.teacher} on {cfg.task.name}/{cfg.task.split}: {plan.total} requests, "
+                  f"{plan.total - len(plan.todo)} already done, {len(plan.todo)} to do"
+                  + (f" ({plan.rerequest} truncated under a smaller max_tokens, re-requested with "
+                     f"{cfg.sampling.max_tokens})" if plan.rerequest else ""))
+    ledger = Ledger(out / LEDGER, cfg, plan.teacher)
+    ledger.entry["rerequested_length"] = plan.rerequest
     ledger.save(engine.stats)  # a run killed at any point leaves its entry
-    failures: list[Failure] = []
-    n_ok = 0
     try:
-        with Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                      TimeRemainingColumn(), console=console, transient=False) as bar:
-            job = bar.add_task("gen", total=total, completed=total - len(todo), info="")
-            t0 = time.time()
-            live = {"n": 0, "tokens": 0, "cost": 0.0}
-
-            def on_reply(rep: Reply | Exception) -> None:  # per reply, as soon as the backend has it
-                live["n"] += 1
-                if not isinstance(rep, Exception):
-                    live["tokens"] += rep.prompt_tokens + rep.completion_tokens
-                    live["cost"] += ledger.cost(rep.prompt_tokens, rep.completion_tokens)
-                dt = max(time.time() - t0, 1e-9)
-                bar.update(job, advance=1, info=f"{live['n'] / dt:,.1f} req/s  {live['tokens'] / dt:,.0f} tok/s  "
-                                                f"{live['tokens']:,} tok  ${live['cost']:.4f}")
-
-            engine.progress = on_reply
-            for batch in engine.stream(todo, cfg.chunk_size):
-                good = []
-                for req, rep in batch:
-                    ledger.add(rep)
-                    if isinstance(rep, Exception):
-                        failures.append(Failure(key=req.key, problem_id=req.problem.id,
-                                                sample_index=req.seed,
-                                                error=f"{type(rep).__name__}: {rep}",
-                                                attempts=getattr(rep, "attempts", 1)))
-                        continue
-                    good.append(Trace(
-                        key=req.key, problem_id=req.problem.id, task=req.problem.task, level=req.problem.level,
-                        teacher=teacher, sample_index=req.seed, question=req.problem.question,
-                        prompt=req.messages, reasoning=rep.reasoning, answer=rep.answer,
-                        finish_reason=rep.finish_reason,
-                        usage=Usage(prompt_tokens=rep.prompt_tokens, completion_tokens=rep.completion_tokens),
-                        meta={**rep.meta, "max_tokens": cap},
-                    ))
-                ledger.save(engine.stats)  # before the traces: a kill in between over-counts, never hides, a cost
-                log.append(good)
-                n_ok += len(good)
+        n_ok, failures = _ask(engine, plan, cfg, ledger, log, console)
     except BaseException:
         ledger.save(engine.stats, status="interrupted")
         raise
     finally:
         log.close()
         engine.close()
-    # failed.jsonl holds what still fails after this run (a re-run retries it)
-    write_jsonl(out / FAILED, failures)
+    write_jsonl(out / FAILED, failures)  # what still fails after this run (a re-run retries it)
     if failures and not n_ok:
         ledger.save(engine.stats, status="failed")
         causes = ", ".join(f"{c}: {n}" for c, n in sorted(ledger.entry["failures_by_cause"].items()))
@@ -313,9 +184,101 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
             f"They are listed in {out / FAILED}; nothing already generated is lost - run the same command again "
             "to retry them.")
     ledger.save(engine.stats, status="finished")
+    counts = _summary(out, plan, problems, n_ok, failures, ledger.entry, console)
+    # the data files only: the ledger and config.json change with every run (timings, the endpoint), and a
+    # downstream stage must not re-run because of them
+    return write_manifest(out, "generate", cfg, {}, counts, outputs=[PROBLEMS, TRACES, FAILED], started=started)
+
+
+@dataclass
+class _Plan:
+    teacher: str
+    todo: list[Request]
+    wanted: set[str]
+    duplicates: int
+    rerequest: int
+
+    @property
+    def total(self) -> int:
+        return len(self.wanted)
+
+
+def _plan(cfg: GenerateConfig, task, problems, key_of, done: dict[str, tuple[str, int | None]]) -> _Plan:
+    """The requests still to make: keys not in the traces yet, and traces truncated under a smaller cap."""
+    teacher, cap = cfg.teacher.engine_id(), cfg.sampling.max_tokens
+    plan = _Plan(teacher, [], set(), 0, 0)
+    for p in problems:
+        msgs = task.messages(p)
+        for i in range(cfg.samples):
+            key = key_of(teacher, msgs, cfg.sampling, i)
+            if key in plan.wanted:  # the same prompt twice in the problem set: one request, one trace
+                plan.duplicates += 1
+                continue
+            plan.wanted.add(key)
+            req = Request(msgs, sampling=cfg.sampling, seed=i, problem=p, task=task, key=key)
+            if key not in done:
+                plan.todo.append(req)
+                continue
+            finish, old_cap = done[key]
+            if finish == "length" and old_cap is not None and old_cap < cap:  # truncated under a smaller cap
+                plan.todo.append(req)
+                plan.rerequest += 1
+    return plan
+
+
+def _ask(engine, plan: _Plan, cfg: GenerateConfig, ledger: Ledger, log: AppendLog,
+         console) -> tuple[int, list[Failure]]:
+    """Stream the requests through the engine; traces appended batch by batch, failures collected."""
+    failures: list[Failure] = []
+    n_ok = 0
+    with Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=console, transient=False) as bar:
+        job = bar.add_task("gen", total=plan.total, completed=plan.total - len(plan.todo), info="")
+        engine.progress = _live_progress(bar, job, ledger)
+        for batch in engine.stream(plan.todo, cfg.chunk_size):
+            good = []
+            for req, rep in batch:
+                ledger.add(rep)
+                if isinstance(rep, Exception):
+                    failures.append(Failure(key=req.key, problem_id=req.problem.id, sample_index=req.seed,
+                                            error=f"{type(rep).__name__}: {rep}", attempts=getattr(rep, "attempts", 1)))
+                else:
+                    good.append(_trace(req, rep, plan.teacher, cfg.sampling.max_tokens))
+            ledger.save(engine.stats)  # before the traces: a kill in between over-counts, never hides, a cost
+            log.append(good)
+            n_ok += len(good)
+    return n_ok, failures
+
+
+def _live_progress(bar, job, ledger: Ledger):
+    """A per-reply callback showing requests/s, tokens/s, tokens and cost on the progress bar."""
+    t0 = time.time()
+    live = {"n": 0, "tokens": 0, "cost": 0.0}
+
+    def on_reply(rep: Reply | Exception) -> None:  # per reply, as soon as the engine has it
+        live["n"] += 1
+        if not isinstance(rep, Exception):
+            live["tokens"] += rep.prompt_tokens + rep.completion_tokens
+            live["cost"] += ledger.cost(rep.prompt_tokens, rep.completion_tokens)
+        dt = max(time.time() - t0, 1e-9)
+        bar.update(job, advance=1, info=f"{live['n'] / dt:,.1f} req/s  {live['tokens'] / dt:,.0f} tok/s  "
+                                        f"{live['tokens']:,} tok  ${live['cost']:.4f}")
+
+    return on_reply
+
+
+def _trace(req: Request, rep: Reply, teacher: str, cap: int) -> Trace:
+    p = req.problem
+    return Trace(key=req.key, problem_id=p.id, task=p.task, level=p.level, teacher=teacher, sample_index=req.seed,
+                 question=p.question, prompt=req.messages, reasoning=rep.reasoning, answer=rep.answer,
+                 finish_reason=rep.finish_reason,
+                 usage=Usage(prompt_tokens=rep.prompt_tokens, completion_tokens=rep.completion_tokens),
+                 meta={**rep.meta, "max_tokens": cap})
+
+
+def _summary(out: Path, plan: _Plan, problems, n_ok: int, failures: list[Failure], e: dict, console) -> dict:
+    """Print what the run did; the manifest's counts."""
     latest, lines = _scan(out / TRACES)
-    n_traces = sum(1 for k in latest if k in wanted)
-    e = ledger.entry
     if failures:
         causes = ", ".join(f"{c}: {n}" for c, n in sorted(e["failures_by_cause"].items()))
         console.print(f"[yellow]generate[/]: {len(failures)} requests failed ({causes}); listed in "
@@ -324,11 +287,9 @@ def generate(cfg: GenerateConfig, force: bool = False, console=None) -> dict:
     console.print(f"[bold]generate[/]: {n_ok} new traces, {len(failures)} failed, {retries} retries "
                   f"({', '.join(f'{c}: {n}' for c, n in e['retries'].items() if n) or 'none'}), "
                   f"{e['prompt_tokens']:,} prompt + {e['completion_tokens']:,} completion tokens, ${e['cost']:.4f}")
-    counts = {"problems": len(problems), "requested": total, "duplicate_prompts": duplicates, "traces": n_traces,
-              "new_this_run": n_ok, "rerequested_length": rerequest, "superseded_records": lines - len(latest),
-              "failed": len(failures), "retries_this_run": retries,
-              "prompt_tokens_this_run": e["prompt_tokens"], "completion_tokens_this_run": e["completion_tokens"],
-              "cost_this_run": e["cost"]}
-    # the data files only: the ledger and config.json change with every run (timings, the endpoint), and a
-    # downstream stage must not re-run because of them
-    return write_manifest(out, "generate", cfg, {}, counts, outputs=[PROBLEMS, TRACES, FAILED], started=started)
+    return {"problems": len(problems), "requested": plan.total, "duplicate_prompts": plan.duplicates,
+            "traces": sum(1 for k in latest if k in plan.wanted), "new_this_run": n_ok,
+            "rerequested_length": plan.rerequest, "superseded_records": lines - len(latest),
+            "failed": len(failures), "retries_this_run": retries,
+            "prompt_tokens_this_run": e["prompt_tokens"], "completion_tokens_this_run": e["completion_tokens"],
+            "cost_this_run": e["cost"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,8 +29,6 @@ def set_threads(n: int | None) -> None:
 def lorid_layout(path: str | Path) -> tuple[str, dict[str, str], str | None]:
     """(base checkpoint, {adapter: dir}, default adapter) of a LoRID output dir (``lorid.json``, written by
     train method ``lorid``); ``(path, {}, None)`` for any other checkpoint."""
-    import json
-
     root = Path(path).expanduser()
     if not (root / "lorid.json").is_file():
         return str(path), {}, None

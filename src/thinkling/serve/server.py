@@ -49,10 +49,17 @@ def load_engine(cfg: ServeConfig) -> Batcher:
 # ---- the app -----------------------------------------------------------------------------------------
 
 def build_app(engine: Batcher, cfg: ServeConfig):
-    """The FastAPI app over a loaded engine."""
+    """The FastAPI app over a loaded engine: OpenAI-shaped errors, then the routes."""
     api = Api(engine, cfg)
     app = FastAPI(title="thinkling serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.api = api
+    _error_handlers(app)
+    _routes(app, api)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error answers OpenAI's JSON shape (``{"error": {...}}``) and leaves the server up."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, e: ApiError):
@@ -81,6 +88,8 @@ def build_app(engine: Batcher, cfg: ServeConfig):
         log.exception("request failed")
         return JSONResponse(error_body(f"internal error: {type(e).__name__}: {e}", "server_error"), status_code=500)
 
+
+def _routes(app: FastAPI, api: Api) -> None:
     def _respond(out):
         if isinstance(out, dict):
             return out
@@ -119,8 +128,6 @@ def build_app(engine: Batcher, cfg: ServeConfig):
             lines += [f"# TYPE thinkling_serve_{k} {kind}",
                       f"thinkling_serve_{k} {v}"]
         return PlainTextResponse("\n".join(lines) + "\n")
-
-    return app
 
 
 # ---- running -----------------------------------------------------------------------------------------

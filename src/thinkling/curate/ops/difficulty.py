@@ -58,51 +58,18 @@ def difficulty(examples: list[Example], ctx: OpContext) -> OpResult:
     """
     opts: DifficultyOptions = ctx.options
     if len(opts.pass_thresholds) != opts.tiers - 1 or sorted(opts.pass_thresholds, reverse=True) != opts.pass_thresholds:
-        raise ValueError(f"difficulty.pass_thresholds must be {opts.tiers - 1} descending values, got {opts.pass_thresholds}")
+        raise ValueError(f"difficulty.pass_thresholds must be {opts.tiers - 1} descending values, "
+                         f"got {opts.pass_thresholds}")
     pids = list(dict.fromkeys(e.problem_id for e in examples))
-    tier: dict[str, int | None] = {}
     rate: dict[str, float] = {}
     if opts.method == "level":
         top = max(ctx.task.levels)
-        for pid in pids:
-            lv = ctx.problems[pid].level
-            tier[pid] = max(1, min(opts.tiers, math.ceil(lv * opts.tiers / top)))
-    elif opts.method == "traces":  # over every sample of the problem, also those an earlier op dropped
-        by: dict[str, list[bool]] = defaultdict(list)
-        for e in ctx.source or examples:
-            pred = ctx.task.extract_answer(e.answer)
-            by[e.problem_id].append(e.meta.get("finish_reason") != "length" and ctx.task.verify(pred, e.gold))
-        for pid in pids:
-            rate[pid] = sum(by[pid]) / len(by[pid])
-            tier[pid] = _tier_from_pass(rate[pid], opts.pass_thresholds)
-    elif opts.method == "sample":
-        reqs = {}
-        for pid in pids:
-            p = ctx.problems[pid]
-            msgs = ctx.task.messages(p)
-            for i in range(opts.k):
-                key = stable_hash({"teacher": opts.teacher.engine_id(), "prompt": msgs, "index": i,
-                                   "sampling": opts.sampling.model_dump()})
-                reqs[(pid, i)] = Request(msgs, sampling=opts.sampling, seed=i, problem=p, key=key)
-        replies = ask(ctx, opts.teacher, list(reqs.values()), "difficulty: sampling")
-        for pid in pids:
-            oks = []
-            for i in range(opts.k):
-                rep = replies[reqs[(pid, i)].key]
-                if isinstance(rep, Exception) or rep.finish_reason == "length":
-                    oks.append(False)
-                    continue
-                oks.append(ctx.task.verify(ctx.task.extract_answer(rep.answer), ctx.problems[pid].answer))
-            rate[pid] = sum(oks) / len(oks)
-            tier[pid] = _tier_from_pass(rate[pid], opts.pass_thresholds)
-    else:  # judge
-        reqs = {pid: teacher_request("judge", opts.teacher, opts.sampling, ctx.problems[pid],
-                              opts.prompt.format(question=ctx.problems[pid].question, tiers=opts.tiers),
-                              tiers=opts.tiers) for pid in pids}
-        replies = ask(ctx, opts.teacher, list(reqs.values()), "difficulty: judging")
-        for pid in pids:
-            rep = replies[reqs[pid].key]
-            tier[pid] = None if isinstance(rep, Exception) else _parse_rating(rep.answer or rep.reasoning, opts.tiers)
+        tier = {pid: max(1, min(opts.tiers, math.ceil(ctx.problems[pid].level * opts.tiers / top))) for pid in pids}
+    elif opts.method == "judge":
+        tier = _judged(pids, ctx, opts)
+    else:
+        rate = _pass_rates(pids, examples, ctx, opts)
+        tier = {pid: _tier_from_pass(rate[pid], opts.pass_thresholds) for pid in pids}
     # recorded on the problem: the stage writes these into the view's problems.jsonl
     ctx.report["problem_meta"] = {
         pid: {"difficulty": tier[pid], "difficulty_method": opts.method,
@@ -114,6 +81,41 @@ def difficulty(examples: list[Example], ctx: OpContext) -> OpResult:
         hist[str(tier[pid]) if tier[pid] is not None else "unrated"] += 1
     ctx.report["problems_per_tier"] = dict(sorted(hist.items()))
     return examples, {}
+
+
+def _pass_rates(pids: list[str], examples: list[Example], ctx: OpContext, opts: DifficultyOptions) -> dict[str, float]:
+    """Per problem, the share of correct replies: over its traces here (``traces``: every sample, also those
+    an earlier op dropped) or over ``k`` fresh samples from ``teacher`` (``sample``)."""
+    ok: dict[str, list[bool]] = defaultdict(list)
+    if opts.method == "traces":
+        for e in ctx.source or examples:
+            pred = ctx.task.extract_answer(e.answer)
+            ok[e.problem_id].append(e.meta.get("finish_reason") != "length" and ctx.task.verify(pred, e.gold))
+        return {pid: sum(ok[pid]) / len(ok[pid]) for pid in pids}
+    reqs = {}
+    for pid in pids:
+        p = ctx.problems[pid]
+        msgs = ctx.task.messages(p)
+        for i in range(opts.k):
+            key = stable_hash({"teacher": opts.teacher.engine_id(), "prompt": msgs, "index": i,
+                               "sampling": opts.sampling.model_dump()})
+            reqs[(pid, i)] = Request(msgs, sampling=opts.sampling, seed=i, problem=p, key=key)
+    replies = ask(ctx, opts.teacher, list(reqs.values()), "difficulty: sampling")
+    for (pid, _), req in reqs.items():
+        rep = replies[req.key]
+        good = not isinstance(rep, Exception) and rep.finish_reason != "length"
+        ok[pid].append(good and ctx.task.verify(ctx.task.extract_answer(rep.answer), ctx.problems[pid].answer))
+    return {pid: sum(ok[pid]) / len(ok[pid]) for pid in pids}
+
+
+def _judged(pids: list[str], ctx: OpContext, opts: DifficultyOptions) -> dict[str, int | None]:
+    """The teacher's rating of each problem on the scale of ``tiers`` (None when it gives none)."""
+    reqs = {pid: teacher_request("judge", opts.teacher, opts.sampling, ctx.problems[pid],
+                                 opts.prompt.format(question=ctx.problems[pid].question, tiers=opts.tiers),
+                                 tiers=opts.tiers) for pid in pids}
+    replies = ask(ctx, opts.teacher, list(reqs.values()), "difficulty: judging")
+    return {pid: None if isinstance(rep := replies[reqs[pid].key], Exception)
+            else _parse_rating(rep.answer or rep.reasoning, opts.tiers) for pid in pids}
 
 
 def _parse_rating(text: str, tiers: int) -> int | None:

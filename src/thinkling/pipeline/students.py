@@ -1,0 +1,105 @@
+"""Training a recipe's students: in dependency order, and ``parallel`` at a time in separate processes
+(one torch thread each; a student still training is handed the cores the others free)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from thinkling.artifacts import atomic_write_text, is_complete, read_manifest
+from thinkling.pipeline.recipe import Plan, topological
+from thinkling.train.stage import TrainConfig, data_inputs, model_inputs, train
+
+
+def train_students(plan: Plan, console) -> None:
+    """Train the students not yet complete: one after another in dependency order, or ``parallel`` at a
+    time in separate processes (longest budget first, a student once what it starts from is trained)."""
+    todo = [(n, c) for n, c in plan.trn.items() if not is_complete(c.out, "train", c, _train_inputs(c))]
+    for n, c in plan.trn.items():
+        if (n, c) not in todo:
+            console.print(f"[green]train[/]: {c.out} is complete for this config; skipping")
+    if not todo:
+        return
+    if plan.recipe.parallel == 1 or len(todo) == 1:
+        for n in [n for n in topological(plan) if n in dict(todo)]:
+            train(dict(todo)[n], console=console)
+        return
+    todo.sort(key=lambda nc: -(nc[1].budget_minutes or 0))
+    env = {**os.environ, "OMP_NUM_THREADS": str(plan.recipe.threads), "TOKENIZERS_PARALLELISM": "false"}
+    running: list[_Running] = []
+    failed: list[str] = []
+    t_start = time.time()
+    while todo or running:
+        if todo and not running and _ready(plan, todo, running, failed) is None:  # what they wait for failed
+            failed.extend(f"{n} (needs {', '.join(sorted(plan.deps[n]))})" for n, _ in todo)
+            break
+        while todo and len(running) < plan.recipe.parallel and (i := _ready(plan, todo, running, failed)) is not None:
+            running.append(_start(*todo.pop(i), env, console))
+        time.sleep(2)
+        for r in [r for r in running if r.proc.poll() is not None]:
+            running.remove(r)
+            if not todo and running:  # hand the freed cores to the students still training (they poll out/.threads)
+                share = max(1, (plan.recipe.threads * plan.recipe.parallel) // len(running))
+                for other in running:
+                    atomic_write_text(other.out / ".threads", f"{share}\n")
+            if not _report(r, console):
+                failed.append(r.name)
+        if running and int(time.time() - t_start) % 30 < 2:
+            console.print(f"  training: {', '.join(r.name for r in running)} ({time.time() - t_start:.0f}s)")
+    if failed:
+        raise RuntimeError(f"training failed for: {', '.join(failed)} (see their train.log)")
+
+
+@dataclass
+class _Running:
+    name: str
+    proc: subprocess.Popen
+    out: Path
+    started: float
+
+
+def _ready(plan: Plan, todo: list, running: list[_Running], failed: list[str]) -> int | None:
+    """The first student to do whose dependencies (teacher, base model) are trained."""
+    waiting = {n for n, _ in todo} | {r.name for r in running} | set(failed)
+    for i, (n, _) in enumerate(todo):
+        if not plan.deps.get(n, set()) & waiting:
+            return i
+    return None
+
+
+def _start(name: str, c: TrainConfig, env: dict, console) -> _Running:
+    """``thinkling train`` on the student's resolved config, in a process of its own (log: out/train.log)."""
+    out = Path(c.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_file = out / "train_config.yaml"
+    atomic_write_text(cfg_file, yaml.safe_dump(c.model_dump(mode="json"), sort_keys=False))
+    with open(out / "train.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "thinkling.cli", "train", "--config", str(cfg_file)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    console.print(f"[bold]train[/] {name}: started (pid {proc.pid}, log {out / 'train.log'})")
+    return _Running(name, proc, out, time.time())
+
+
+def _report(r: _Running, console) -> bool:
+    """Print how a finished student did; False when its process failed."""
+    if r.proc.returncode == 0:
+        cnt = (read_manifest(r.out) or {}).get("counts", {})
+        console.print(f"[bold]train[/] {r.name}: done in {time.time() - r.started:.0f}s, {cnt.get('steps')} steps, "
+                      f"loss {cnt.get('first_loss')} -> {cnt.get('final_loss')}")
+        return True
+    tail = (r.out / "train.log").read_text()[-2000:]
+    console.print(f"[red]train {r.name} failed[/] (exit {r.proc.returncode}); end of its log:\n{tail}")
+    return False
+
+
+def _train_inputs(c: TrainConfig) -> dict[str, str]:
+    inputs = data_inputs(c.data)
+    for i, src in enumerate(c.tokenizer_from):
+        inputs[f"tokenizer_from_{i}"] = src
+    return {**inputs, **model_inputs(c)}
