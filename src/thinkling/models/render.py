@@ -24,6 +24,15 @@ def render_prompt(tokenizer, messages: list[dict[str, str]]) -> list[int]:
     return _ids(tokenizer, messages, add_generation_prompt=True)
 
 
+def prompt_ids(tokenizer, messages: list[dict[str, str]], text: str | None = None, started: str = "") -> list[int]:
+    """What generation continues: ``messages`` rendered (or a raw ``text`` prompt, no template), then the
+    tokens of a ``started`` reply."""
+    ids = tokenizer(text)["input_ids"] if text is not None else render_prompt(tokenizer, messages)
+    if started:
+        ids = ids + tokenizer(started, add_special_tokens=False)["input_ids"]
+    return ids
+
+
 def render(tokenizer, prompt: list[dict[str, str]], reply: str) -> tuple[list[int], list[int]]:
     """(ids, mask) for ``prompt`` + an assistant ``reply``; mask marks the tokens that get loss."""
     head = render_prompt(tokenizer, prompt)

@@ -183,18 +183,9 @@ class Api:
         return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": req.model,
                 "choices": out, "usage": self.usage(choices, len(prompt)), "system_fingerprint": None}
 
-    async def chat_stream(self, job: Job, req: ChatRequest, rid: str, prompt_len: int, split: bool):
-        created = int(time.time())
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    def chat_stream(self, job: Job, req: ChatRequest, rid: str, prompt_len: int, split: bool):
         by_index = {c.index: c for c in job.choices}
         sent = {i: ("", "", 0) for i in by_index}   # reasoning, content, logprob entries already sent
-
-        def chunk(choices, usage=None):
-            body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": req.model,
-                    "choices": choices, "system_fingerprint": None}
-            if include_usage:
-                body["usage"] = usage
-            return _sse(body)
 
         def deltas(snaps: list[Snapshot]):
             for s in snaps:
@@ -211,12 +202,29 @@ class Api:
                                  s.n_entries)
                 lp = self.chat_logprobs(c, n0, s.n_entries) if s.n_entries > n0 else None
                 if delta or lp or final:
-                    yield chunk([{"index": s.index, "delta": delta, "logprobs": lp,
-                                  "finish_reason": s.finish_reason if final else None}])
+                    yield {"index": s.index, "delta": delta, "logprobs": lp,
+                           "finish_reason": s.finish_reason if final else None}
+
+        opening = [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                    "finish_reason": None} for i in by_index]
+        return self._events(job, req, rid, "chat.completion.chunk", prompt_len, deltas, opening)
+
+    async def _events(self, job: Job, req, rid: str, obj: str, prompt_len: int, deltas, opening=()):
+        """A streamed reply as server-sent events: the ``opening`` choices, then what ``deltas(snapshots)``
+        makes of each step (finished choices are not shown again), the usage when asked, and ``[DONE]``."""
+        created = int(time.time())
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+        def chunk(choices, usage=None):
+            body = {"id": rid, "object": obj, "created": created, "model": req.model, "choices": choices,
+                    "system_fingerprint": None}
+            if include_usage:
+                body["usage"] = usage
+            return _sse(body)
 
         try:
-            yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                          "finish_reason": None} for i in by_index])
+            if opening:
+                yield chunk(list(opening))
             finished: set[int] = set()
             while True:
                 kind, payload = await job.events.get()
@@ -224,8 +232,8 @@ class Api:
                     yield _sse(error_body(payload, "server_error", code="generation_failed"))
                     break
                 snaps = [s for s in payload if s.index not in finished]
-                for piece in deltas(snaps):
-                    yield piece
+                for choice in deltas(snaps):
+                    yield chunk([choice])
                 finished |= {s.index for s in snaps if s.finish_reason is not None}
                 if kind == "done":
                     if include_usage:
@@ -273,48 +281,23 @@ class Api:
         return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": req.model,
                 "choices": out, "usage": self.usage(choices, n_prompt), "system_fingerprint": None}
 
-    async def complete_stream(self, job: Job, req: CompletionRequest, rid: str, n_prompt: int):
-        created = int(time.time())
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    def complete_stream(self, job: Job, req: CompletionRequest, rid: str, n_prompt: int):
         by_index = {c.index: c for c in job.choices}
-        sent = {i: ("", 0) for i in by_index}
+        sent = {i: ("", 0) for i in by_index}   # text, logprob entries already sent
 
-        def chunk(choices, usage=None):
-            body = {"id": rid, "object": "text_completion", "created": created, "model": req.model,
-                    "choices": choices, "system_fingerprint": None}
-            if include_usage:
-                body["usage"] = usage
-            return _sse(body)
+        def deltas(snaps: list[Snapshot]):
+            for s in snaps:
+                c = by_index[s.index]
+                final = s.finish_reason is not None
+                _, t = visible(s.text, final, False, False, c.stop)
+                t0, n0 = sent[s.index]
+                lp = self.completion_logprobs(c, n0, s.n_entries, offset=len(t0)) if s.n_entries > n0 else None
+                sent[s.index] = (t, s.n_entries)
+                if t != t0 or lp or final:
+                    yield {"index": s.index, "text": t[len(t0):], "logprobs": lp,
+                           "finish_reason": s.finish_reason if final else None}
 
-        try:
-            finished: set[int] = set()
-            while True:
-                kind, payload = await job.events.get()
-                if kind == "error":
-                    yield _sse(error_body(payload, "server_error", code="generation_failed"))
-                    break
-                for s in payload:
-                    if s.index in finished:
-                        continue
-                    c = by_index[s.index]
-                    final = s.finish_reason is not None
-                    _, t = visible(s.text, final, False, False, c.stop)
-                    t0, n0 = sent[s.index]
-                    lp = (self.completion_logprobs(c, n0, s.n_entries, offset=len(t0))
-                          if s.n_entries > n0 else None)
-                    sent[s.index] = (t, s.n_entries)
-                    if t != t0 or lp or final:
-                        yield chunk([{"index": s.index, "text": t[len(t0):], "logprobs": lp,
-                                      "finish_reason": s.finish_reason if final else None}])
-                    if final:
-                        finished.add(s.index)
-                if kind == "done":
-                    if include_usage:
-                        yield chunk([], self.usage(job.choices, n_prompt))
-                    break
-            yield "data: [DONE]\n\n"
-        finally:
-            job.cancelled = True
+        return self._events(job, req, rid, "text_completion", n_prompt, deltas)
 
     # -- counters --
 
