@@ -68,7 +68,8 @@ def main() -> None:
         print(f"| {f} | {ha} | {hb} | {'yes' if ha == hb != 'missing' else 'NO'} |")
     ra, rb = rows(outs["a"]), rows(outs["b"])
     same &= ra == rb
-    print(f"| eval/results.json rows (timings and paths aside) | {len(ra)} | {len(rb)} | {'yes' if ra == rb else 'NO'} |")
+    verdict = "yes" if ra == rb else "NO"
+    print(f"| eval/results.json rows (timings and paths aside) | {len(ra)} | {len(rb)} | {verdict} |")
     sys.exit(0 if same else 1)
 
 
