@@ -11,7 +11,8 @@ import pytest
 
 from thinkling.format import format_assistant, split_thinking
 from thinkling.tasks import get_task, task_names
-from thinkling.tasks.gsm8k import gold_from_solution, last_boxed
+from thinkling.tasks.extract import last_boxed
+from thinkling.tasks.gsm8k import gold_from_solution
 
 STYLES = ("long", "concise", "none")
 

@@ -39,11 +39,11 @@ import random
 
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
-from thinkling.tasks.logic import _letter_patterns, extract_letter
+from thinkling.tasks.extract import extract_letter, letter_patterns
 from thinkling.tasks.rules import CATEGORIES, NAMES, _bucket
 
 OPTION_LETTERS = "ABCDE"
-_PATTERNS = _letter_patterns(OPTION_LETTERS)
+_PATTERNS = letter_patterns(OPTION_LETTERS)
 
 
 class ChoiceFamily(SyntheticTask):

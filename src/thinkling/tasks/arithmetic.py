@@ -31,7 +31,8 @@ import hashlib
 import random
 
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, SyntheticTask, integer_answer, register_task
+from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
+from thinkling.tasks.extract import integer_answer
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 OPS = ("+", "-", "*")

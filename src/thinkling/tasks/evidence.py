@@ -69,10 +69,8 @@ from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import (
-    OracleTrace, SyntheticTask, Task, integer_answer, last_number, register_task, sample_problems,
-)
-from thinkling.tasks.gsm8k import last_boxed
+from thinkling.tasks.base import OracleTrace, SyntheticTask, Task, register_task, sample_problems
+from thinkling.tasks.extract import integer_answer, last_boxed, last_number
 
 REGIMES = ("instruction", "concepts", "related", "full")
 NUMBER_INSTRUCTION = "Answer with a number."

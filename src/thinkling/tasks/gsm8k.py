@@ -13,10 +13,10 @@ from pathlib import Path
 
 from thinkling.artifacts import DataError, iter_jsonl
 from thinkling.records import Problem
-from thinkling.tasks.base import Task, last_number, register_task
+from thinkling.tasks.base import OracleTrace, Task, register_task
+from thinkling.tasks.extract import last_boxed, last_number
 
 DEFAULT_DATA_DIR = "../shared/data/gsm8k"
-_BOXED = re.compile(r"\\boxed\s*\{")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE)
 _CALC = re.compile(r"<<[^>]*>>")
 
@@ -26,23 +26,6 @@ def gold_from_solution(solution: str) -> str | None:
         return None
     raw = solution.rsplit("####", 1)[1].strip().replace(",", "")
     return raw if re.fullmatch(r"-?\d+(?:\.\d+)?", raw) else None
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}``, matching nested braces."""
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    if not starts:
-        return None
-    i = starts[-1]
-    depth = 1
-    j = i
-    while j < len(text) and depth:
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-        j += 1
-    return text[i:j - 1].strip() if depth == 0 else None
 
 
 def _level(solution: str) -> int:
@@ -106,9 +89,7 @@ class GSM8KTask(Task):
                 break
         return out
 
-    def reference_trace(self, problem: Problem):
-        from thinkling.tasks.base import OracleTrace
-
+    def reference_trace(self, problem: Problem) -> OracleTrace | None:
         sol = problem.meta.get("solution")
         if not sol or problem.answer is None:
             return None

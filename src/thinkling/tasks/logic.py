@@ -47,24 +47,13 @@ from pathlib import Path
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
 from thinkling.tasks.base import Task, register_task, sample_problems
-from thinkling.tasks.gsm8k import last_boxed
+from thinkling.tasks.extract import (
+    boxed_first, extract_letter, label_of, last_choice, letter_patterns, scan_labels,
+)
 
 SHARED = "../shared/data"
 LETTERS = "ABCDEFG"
 LABELS = ("True", "False", "Unknown")
-
-_LABEL_WORD = re.compile(r"\b(true|false|unknown|uncertain)\b", re.IGNORECASE)
-
-
-def _letter_patterns(letters: str) -> list[re.Pattern]:
-    L = f"[{letters}]"
-    return [
-        re.compile(rf"(?i:answer|option|choice)\s*(?:is|:|=)?\s*(?:(?i:option)\s*)?[(\[*]*({L})(?![\w])"),
-        re.compile(rf"\(({L})\)"),
-        re.compile(rf"(?<![\w(\[])({L})\)"),
-        re.compile(rf"^\W*({L})\W*$"),
-    ]
-
 
 def _read_rows(path: Path, task: str) -> list[tuple[dict, str]]:
     """(row, "file:line") pairs of a JSONL file; bad JSON or non-objects name the line."""
@@ -123,54 +112,16 @@ class _FileTask(Task):
         return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
 
-# ----------------------------------------------------------------------------- extraction
-
-
-def extract_letter(text: str, patterns: list[re.Pattern]) -> str | None:
-    """An option letter: from a ``\\boxed{}`` when one parses, else the last explicit mention."""
-    boxed = last_boxed(text)
-    if boxed:
-        got = _last_choice(boxed, patterns, lambda m: m.group(1))
-        if got is not None:
-            return got
-    return _last_choice(text, patterns, lambda m: m.group(1))
-
-
-def _last_choice(text: str, patterns: list[re.Pattern], to_answer) -> str | None:
-    best: tuple[int, str] | None = None
-    for pat in patterns:
-        for m in pat.finditer(text):
-            a = to_answer(m)
-            if a is not None and (best is None or m.start(1) >= best[0]):
-                best = (m.start(1), a)
-    return best[1] if best else None
-
-
 class _LabelTask(_FileTask):
     answer_type = "label"
     labels: tuple[str, ...] = LABELS
     letters = "ABC"
     instruction = "Answer with True, False or Unknown."
 
-    def _scan(self, text: str) -> str | None:
-        letter_to_label = dict(zip(self.letters, self.labels))
-
-        def to_answer(m: re.Match) -> str | None:
-            s = m.group(1)
-            if s in letter_to_label:
-                return letter_to_label[s]
-            s = s.lower()
-            return {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}.get(s)
-
-        return _last_choice(text, [_LABEL_WORD, *_letter_patterns(self.letters)], to_answer)
-
     def extract_answer(self, text: str) -> str | None:
-        boxed = last_boxed(text)
-        if boxed:
-            got = self._scan(boxed)
-            if got is not None:
-                return got
-        return self._scan(text)
+        """The last label word or shown option letter; a ``\\boxed{}`` holding one wins."""
+        letter_to_label = dict(zip(self.letters, self.labels))
+        return boxed_first(text, lambda t: scan_labels(t, letter_to_label))
 
     def _render(self, context: str, question: str, options: list[tuple[str, str]]) -> str:
         opts = "\n".join(f"{k}) {v}" for k, v in options)
@@ -223,7 +174,7 @@ class FolioTask(_LabelTask):
     env_var = "THINKLING_FOLIO_DIR"
     split_files = {"train": "folio-train", "validation": "folio-validation", "test": "folio-validation"}
     split_note = "'test' maps to folio-validation.jsonl; the official test set is unreleased"
-    letters = ""
+    letters = ""  # no letters are shown for FOLIO: only label words count
 
     def _render_folio(self, premises: list[str], conclusion: str) -> str:
         prem = "\n".join(f"- {p.strip()}" for p in premises)
@@ -235,18 +186,10 @@ class FolioTask(_LabelTask):
         premises = _str_list(row, "premises", where)
         conclusion = require_field(row, "conclusion", where)
         raw = require_field(row, "label", where)
-        gold = {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}.get(
-            raw.strip().lower())
+        gold = label_of(raw.strip())
         meta = {"story_id": row.get("story_id"), "example_id": row.get("example_id"), "label": raw}
         return Problem(id=f"{self.name}/{file_split}/{index}", task=self.name, split=split, level=1,
                        question=self._render_folio(premises, conclusion), answer=gold, meta=meta)
-
-    def _scan(self, text: str) -> str | None:  # no letters are shown for FOLIO
-        def to_answer(m):
-            s = m.group(1).lower()
-            return "Unknown" if s == "uncertain" else s.capitalize()
-
-        return _last_choice(text, [_LABEL_WORD], to_answer)
 
 
 class _ChoiceTask(_FileTask):
@@ -255,7 +198,7 @@ class _ChoiceTask(_FileTask):
     instruction = "Answer with the letter of the correct option."
 
     def extract_answer(self, text: str) -> str | None:
-        return extract_letter(text, _letter_patterns(self.letters))
+        return extract_letter(text, letter_patterns(self.letters))
 
 
 @register_task("logical_deduction")
@@ -302,18 +245,13 @@ class _ArcTask(_ChoiceTask):
         return [self._problem(r, i, split, "test", where) for i, (r, where) in enumerate(rows)]
 
     def extract_answer(self, text: str) -> str | None:
-        pats = [*_letter_patterns(self.letters), re.compile(r"(?i:answer)\s*([1-5])\b")]
+        pats = [*letter_patterns(self.letters), re.compile(r"(?i:answer)\s*([1-5])\b")]
 
         def to_answer(m):
             s = m.group(1)
             return LETTERS[int(s) - 1] if s.isdigit() else s
 
-        boxed = last_boxed(text)
-        if boxed:
-            got = _last_choice(boxed, pats, to_answer)
-            if got is not None:
-                return got
-        return _last_choice(text, pats, to_answer)
+        return boxed_first(text, lambda t: last_choice(t, pats, to_answer))
 
     def _problem(self, row, index, split, file_split, where):
         instr = require_field(row, "instruction", where)

@@ -37,8 +37,8 @@ from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, Task, last_number, register_task, sample_problems
-from thinkling.tasks.gsm8k import last_boxed
+from thinkling.tasks.base import OracleTrace, Task, register_task, sample_problems
+from thinkling.tasks.extract import last_boxed, last_number
 
 log = logging.getLogger(__name__)
 

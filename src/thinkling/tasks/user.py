@@ -50,9 +50,8 @@ from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import Task, last_number, register_task, sample_problems
-from thinkling.tasks.gsm8k import last_boxed
-from thinkling.tasks.logic import _last_choice, _letter_patterns
+from thinkling.tasks.base import Task, register_task, sample_problems
+from thinkling.tasks.extract import boxed_first, last_boxed, last_choice, last_number, letter_patterns
 from thinkling.tasks.math import canonical, extract_math_answer, math_equal, plain_number
 
 ANSWER_TYPES = ("number", "label", "math", "choice")
@@ -243,7 +242,7 @@ class JsonlTask(Task):
             found = last_number(text)
             return plain_number(found) if found else None
         if kind == "choice":
-            pats, to_answer = _letter_patterns(LETTERS), lambda m: m.group(1)
+            pats, to_answer = letter_patterns(LETTERS), lambda m: m.group(1)
         else:
             by_lower = {lab.lower(): lab for lab in self.labels}
             alts = "|".join(re.escape(lab) for lab in sorted(self.labels, key=len, reverse=True))
@@ -251,11 +250,7 @@ class JsonlTask(Task):
 
             def to_answer(m: re.Match) -> str:
                 return by_lower[m.group(1).lower()]
-        if boxed:
-            got = _last_choice(boxed, pats, to_answer)
-            if got is not None:
-                return got
-        return _last_choice(text, pats, to_answer)
+        return boxed_first(text, lambda t: last_choice(t, pats, to_answer))
 
     def verify(self, predicted: str | None, gold: str | None) -> bool:
         if predicted is None or gold is None:
