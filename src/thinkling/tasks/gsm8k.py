@@ -15,6 +15,7 @@ from thinkling.artifacts import DataError, iter_jsonl
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, Task, register_task
 from thinkling.tasks.extract import last_boxed, last_number
+from thinkling.tasks.mathverify import math_equal
 
 DEFAULT_DATA_DIR = "../shared/data/gsm8k"
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE)
@@ -31,17 +32,6 @@ def gold_from_solution(solution: str) -> str | None:
 def _level(solution: str) -> int:
     steps = len([ln for ln in solution.split("####")[0].splitlines() if ln.strip()])
     return 1 if steps <= 2 else 2 if steps <= 4 else 3
-
-
-def math_equal(pred: str, gold: str) -> bool:
-    """math-verify equivalence of two answer strings (numbers, fractions, LaTeX).
-
-    The shared implementation in :mod:`thinkling.tasks.math`: math-verify's signal-based timeouts
-    only work in the main thread, so calling math-verify directly from a worker thread raised.
-    """
-    from thinkling.tasks.math import math_equal as _math_equal  # (math.py imports this module)
-
-    return _math_equal(pred, gold)
 
 
 @register_task("gsm8k")

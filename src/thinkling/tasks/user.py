@@ -14,7 +14,7 @@ Options (constructor keywords):
     never ``2``) - else the last number of the text; thousands separators are removed and numbers are
     compared by value (``3`` == ``3.0``);
   - ``math``: gold is a LaTeX or plain answer; extraction and verifier are MATH's
-    (:func:`~thinkling.tasks.math.extract_math_answer`, :func:`~thinkling.tasks.math.math_equal`);
+    (:func:`~thinkling.tasks.math.extract_math_answer`, :func:`~thinkling.tasks.mathverify.math_equal`);
   - ``choice``: the problem's options are shown as lettered lines ``A) ...``; gold is the letter, the
     0-based index (a JSON int) or the exact text of an option, stored as the letter (a gold that is an
     option letter is read as the letter). The prediction is the last explicit letter mention
@@ -52,7 +52,8 @@ from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
 from thinkling.tasks.base import Task, register_task, sample_problems
 from thinkling.tasks.extract import boxed_first, last_boxed, last_choice, last_number, letter_patterns
-from thinkling.tasks.math import canonical, extract_math_answer, math_equal, plain_number
+from thinkling.tasks.math import extract_math_answer, plain_number
+from thinkling.tasks.mathverify import canonical, math_equal
 
 ANSWER_TYPES = ("number", "label", "math", "choice")
 LETTERS = string.ascii_uppercase
