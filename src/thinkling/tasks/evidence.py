@@ -60,17 +60,18 @@ folded; exact match - the two differ only in what they tell a reader). Any bad r
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import re
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, SyntheticTask, Task, register_task, sample_problems
 from thinkling.tasks.extract import integer_answer, last_boxed, last_number
+from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
 
 REGIMES = ("instruction", "concepts", "related", "full")
 NUMBER_INSTRUCTION = "Answer with a number."
@@ -110,10 +111,6 @@ def doc_labels(order: list[int], n_related: int, regime: str) -> dict[int, int]:
     """Document index (into related + distractors) -> the number it is shown under in ``regime``."""
     shown = related_order(order, n_related) if regime == "related" else order if regime == "full" else []
     return {i: k for k, i in enumerate(shown, 1)}
-
-
-def _bucket(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
 
 
 # ============================================================================ synthetic family
@@ -209,6 +206,11 @@ def _calc(op: str, b: int, k: int) -> str:
     return f"{b}*2={b * 2}" if op == "x2" else f"{b}{op}{k}={_apply(op, b, k)}"
 
 
+def _instance_key(meta: dict) -> str:
+    """The instance, whatever the regime: the question sentence and the concepts."""
+    return "\n".join([meta["query"], *meta["concepts"]])
+
+
 def _draw_modifier(rng: random.Random, b: int) -> tuple[str, int]:
     """A festival's change for base value ``b``: k >= 2 and a result >= 2 ("1 more times" reads badly)."""
     ops = ["x2", "+"] + (["-"] if b >= 4 else [])
@@ -298,30 +300,21 @@ class EvidenceTask(SyntheticTask):
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
         """Up to ``n`` distinct instances per level (level 1 has ~580 in all, so it may give fewer)."""
-        if split not in ("train", "test"):
-            raise ValueError(f"evidence: split must be 'train' or 'test', got {split!r}")
-        n = 100 if n is None else n
+        check_split(self.name, split)
+        n = DEFAULT_N if n is None else n
         out: list[Problem] = []
         for level in levels or self.levels:
             if level not in SUFFIX:
                 raise ValueError(f"evidence: level must be in 1..{max(SUFFIX)}, got {level}")
-            rng = random.Random(f"evidence/{split}/{level}/{seed}")
             space = len(TOWNS) * len(MEASURES) * 8 * (len(FESTIVALS) if level >= 2 else 1)
             want = min(n, int(0.8 * space * (0.1 if split == "test" else 0.9)))
-            seen: set[str] = set()
-            attempts = 0
-            while len(seen) < want and attempts < 50 * want + 10_000:
-                attempts += 1
-                meta = self._make(rng, level)
-                key = "\n".join([meta["query"], *meta["concepts"]])  # the instance, whatever the regime
-                if (split == "test") != (_bucket(key) == 0) or key in seen:
-                    continue
-                seen.add(key)
+            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), want,
+                               key=_instance_key, exact=False)
+            for pid, meta in drawn:
                 gold = meta.pop("answer")
                 meta["regime"] = self.regime
-                out.append(Problem(id=f"evidence/{split}/L{level}/{seed}-{len(seen) - 1}", task=self.name,
-                                   split=split, level=level, question=self.render_prompt(meta), answer=gold,
-                                   meta=meta))
+                out.append(Problem(id=pid, task=self.name, split=split, level=level,
+                                   question=self.render_prompt(meta), answer=gold, meta=meta))
         return out
 
     def _concept_order(self, meta: dict) -> list[int]:
