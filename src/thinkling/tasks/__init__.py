@@ -11,6 +11,7 @@ from thinkling.tasks.base import (
 from thinkling.tasks import arithmetic as _arithmetic  # noqa: F401  (registers)
 from thinkling.tasks import abduction as _abduction  # noqa: F401
 from thinkling.tasks import evidence as _evidence  # noqa: F401
+from thinkling.tasks import evidence_jsonl as _evidence_jsonl  # noqa: F401
 from thinkling.tasks import gsm8k as _gsm8k  # noqa: F401
 from thinkling.tasks import induction as _induction  # noqa: F401
 from thinkling.tasks import math as _math  # noqa: F401
