@@ -9,6 +9,7 @@ import statistics
 
 import pytest
 
+from thinkling.artifacts import DataError
 from thinkling.format import format_assistant, split_thinking
 from thinkling.tasks import get_task, task_names
 from thinkling.tasks.extract import last_boxed
@@ -361,6 +362,31 @@ def test_gsm8k_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError) as e:
         get_task("gsm8k", data_dir=str(tmp_path)).problems("train")
     assert str(tmp_path / "train.jsonl") in str(e.value)
+
+
+def test_one_data_dir_rule_for_every_file_task(tmp_path, monkeypatch):
+    """task.options.data_dir, else the task's env var, else $THINKLING_DATA_DIR/<folder>, else
+    ../shared/data/<folder> (thinkling.tasks.files)."""
+    from pathlib import Path
+
+    from thinkling.tasks.base import TASKS
+    from thinkling.tasks.files import FileTask
+
+    names = [n for n in task_names() if issubclass(TASKS.get(n), FileTask)]
+    assert {"gsm8k", "math500", "aime25", "folio", "knights_and_knaves", "arc_easy"} <= set(names)
+    for n in names:
+        monkeypatch.delenv(TASKS.get(n).env_var, raising=False)
+    monkeypatch.delenv("THINKLING_DATA_DIR", raising=False)
+    folders = {n: TASKS.get(n).folder for n in names}
+    assert folders["arc_challenge"] == folders["arc_easy"] == "arc" and folders["math500"] == "math500"
+    assert {n: get_task(n).data_dir for n in names} == {n: Path("../shared/data") / f for n, f in folders.items()}
+    monkeypatch.setenv("THINKLING_DATA_DIR", str(tmp_path))
+    assert {n: get_task(n).data_dir for n in names} == {n: tmp_path / f for n, f in folders.items()}
+    monkeypatch.setenv("THINKLING_GSM8K_DIR", str(tmp_path / "mine"))
+    assert get_task("gsm8k").data_dir == tmp_path / "mine"  # the task's own variable wins over the root
+    assert get_task("gsm8k", data_dir="x/y").data_dir == Path("x/y")  # and the option over both
+    with pytest.raises(DataError, match="THINKLING_GSM8K_DIR"):
+        get_task("gsm8k").problems("test")
 
 
 def test_gsm8k_gold_helpers():

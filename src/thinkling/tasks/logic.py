@@ -1,4 +1,5 @@
-"""Logic and multiple-choice benchmarks from files under ``../shared/data`` (see each folder's README).
+"""Logic and multiple-choice benchmarks from files (each task's folder of the data dir, see
+:mod:`thinkling.tasks.files`; each folder's README in ``../shared/data`` describes its files).
 
 Registered tasks (source files only, no hub):
 
@@ -40,24 +41,18 @@ Extraction (the final answer text; ``Task.score`` has already removed the reason
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-from thinkling.artifacts import DataError, located_rows, require_field
+from thinkling.artifacts import DataError, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import Task, register_task, sample_problems
+from thinkling.tasks.base import register_task, sample_problems
 from thinkling.tasks.extract import (
     boxed_first, extract_letter, label_of, last_choice, letter_patterns, scan_labels,
 )
+from thinkling.tasks.files import FileTask, eval_fields
 
-SHARED = "../shared/data"
 LETTERS = "ABCDEFG"
 LABELS = ("True", "False", "Unknown")
-
-def _read_rows(path: Path, task: str) -> list[tuple[dict, str]]:
-    """(row, "file:line") pairs of a JSONL file; bad JSON or non-objects name the line."""
-    return located_rows(path, f"{task}: {path} not found (set task.options.data_dir or the env override)")
 
 
 def _str_list(row: dict, name: str, where: str) -> list[str]:
@@ -78,16 +73,12 @@ def _options(row: dict, where: str) -> list[tuple[str, str]]:
     return out
 
 
-class _FileTask(Task):
-    """Shared: data_dir option + env override, split -> file mapping, seeded sampling."""
+class _LogicTask(FileTask):
+    """Shared: split -> file mapping, seeded sampling, evaluation texts of the Logic-LM row format."""
 
-    folder = ""
-    env_var = ""
     split_files: dict[str, str] = {}
     split_note = ""
-
-    def __init__(self, data_dir: str | None = None):
-        self.data_dir = Path(data_dir or os.environ.get(self.env_var, f"{SHARED}/{self.folder}"))
+    eval_split = "test"  # the split decontamination checks against
 
     def _file_split(self, split: str) -> str:
         if split not in self.split_files:
@@ -101,8 +92,17 @@ class _FileTask(Task):
 
     def _load(self, split: str, levels: list[int] | None) -> list[Problem]:
         fs = self._file_split(split)
-        rows = _read_rows(self.data_dir / f"{fs}.jsonl", self.name)
+        rows = self.read_rows(self.data_dir / f"{fs}.jsonl")
         return [self._problem(r, i, split, fs, where) for i, (r, where) in enumerate(rows)]
+
+    def _eval_item(self, row: dict, index: int, where: str) -> tuple[str, str]:
+        """Logic-LM rows: context and question, answer options left out (same puzzle, same item)."""
+        rid, context, question = eval_fields(row, where, "id", "context", "question")
+        return rid, f"{context}\n{question}"
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        rows = self.read_rows(self.data_dir / f"{self._file_split(self.eval_split)}.jsonl")
+        return [self._eval_item(r, i, where) for i, (r, where) in enumerate(rows)]
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
@@ -112,7 +112,7 @@ class _FileTask(Task):
         return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
 
-class _LabelTask(_FileTask):
+class _LabelTask(_LogicTask):
     answer_type = "label"
     labels: tuple[str, ...] = LABELS
     letters = "ABC"
@@ -147,8 +147,8 @@ class ProofWriterTask(_LabelTask):
     group = "deductive"
     folder = "proofwriter"
     env_var = "THINKLING_PROOFWRITER_DIR"
+    templated = True
     split_files = {"train": "train", "dev": "dev", "test": "test"}
-
 
 
 @register_task("prontoqa")
@@ -158,6 +158,7 @@ class ProntoQATask(_LabelTask):
     group = "deductive"
     folder = "prontoqa"
     env_var = "THINKLING_PRONTOQA_DIR"
+    templated = True
     labels = ("True", "False")
     letters = "AB"
     instruction = "Answer with True or False."
@@ -191,8 +192,13 @@ class FolioTask(_LabelTask):
         return Problem(id=f"{self.name}/{file_split}/{index}", task=self.name, split=split, level=1,
                        question=self._render_folio(premises, conclusion), answer=gold, meta=meta)
 
+    def _eval_item(self, row: dict, index: int, where: str) -> tuple[str, str]:
+        """Premises then conclusion, ids ``validation/<index>``."""
+        premises, conclusion = eval_fields(row, where, "premises", "conclusion")
+        return f"validation/{index}", " ".join([*premises, conclusion])
 
-class _ChoiceTask(_FileTask):
+
+class _ChoiceTask(_LogicTask):
     answer_type = "choice"
     letters = LETTERS
     instruction = "Answer with the letter of the correct option."
@@ -208,9 +214,11 @@ class LogicalDeductionTask(_ChoiceTask):
     group = "deductive"
     folder = "logical_deduction"
     env_var = "THINKLING_LOGICAL_DEDUCTION_DIR"
+    templated = True
     levels = (3, 5, 7)
     split_files = {"train": "train", "dev": "dev"}
     split_note = "Logic-LM reports dev as its test set"
+    eval_split = "dev"
 
     def _problem(self, row, index, split, file_split, where):
         context = require_field(row, "context", where)
@@ -228,6 +236,14 @@ _ARC = re.compile(r"^(?:Please choose the correct answer to the question:\s*)?(?
                   r"(?P<opts>Answer1:.*?)\s*(?:Answer format:.*)?$", re.DOTALL)
 _ARC_OPT = re.compile(r"Answer(\d+):\s*")
 _ARC_GOLD = re.compile(r"\s*answer(\d+)\s*", re.IGNORECASE)
+_ARC_PREFIX = re.compile(r"^\s*Please choose the correct answer to the question:\s*")
+_ARC_FORMAT = re.compile(r"\n\s*Answer format:.*$", re.DOTALL)
+_ARC_LABEL = re.compile(r"\bAnswer\d+:\s*")
+
+
+def arc_text(instruction: str) -> str:
+    """Question and options of an LLM-Adapters ARC instruction, without its fixed wording."""
+    return _ARC_LABEL.sub(" ", _ARC_FORMAT.sub("", _ARC_PREFIX.sub("", instruction))).strip()
 
 
 class _ArcTask(_ChoiceTask):
@@ -241,8 +257,14 @@ class _ArcTask(_ChoiceTask):
 
     def _load(self, split, levels):
         self._file_split(split)
-        rows = _read_rows(self.data_dir / f"{self.file}_test.jsonl", self.name)
+        rows = self.read_rows(self.data_dir / f"{self.file}_test.jsonl")
         return [self._problem(r, i, split, "test", where) for i, (r, where) in enumerate(rows)]
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """Question and options of each instruction (:func:`arc_text`), ids ``<file>/<index>``."""
+        rows = self.read_rows(self.data_dir / f"{self.file}_test.jsonl")
+        return [(f"{self.file}/{i}", arc_text(*eval_fields(r, where, "instruction")))
+                for i, (r, where) in enumerate(rows)]
 
     def extract_answer(self, text: str) -> str | None:
         pats = [*letter_patterns(self.letters), re.compile(r"(?i:answer)\s*([1-5])\b")]
@@ -316,13 +338,14 @@ def kk_parse(text: str) -> dict[str, str]:
 
 
 @register_task("knights_and_knaves")
-class KnightsAndKnavesTask(_FileTask):
+class KnightsAndKnavesTask(_LogicTask):
     """K&K puzzles (Logic-RL copy), 3-7 people; level = number of people."""
 
     answer_type = "assignment"
     group = "deductive"
     folder = "knights_and_knaves"
     env_var = "THINKLING_KK_DIR"
+    templated = True
     levels = (3, 4, 5, 6, 7)
     split_files = {"train": "train", "test": "test"}
     instruction = ("Give your final answer as one statement per person, in the form "
@@ -334,10 +357,19 @@ class KnightsAndKnavesTask(_FileTask):
         for lv in self.levels:
             if levels and lv not in levels:
                 continue
-            rows = _read_rows(self.data_dir / f"{lv}ppl_{fs}.jsonl", self.name)
+            rows = self.read_rows(self.data_dir / f"{lv}ppl_{fs}.jsonl")
             for i, (r, where) in enumerate(rows):
                 out.append(self._problem(r, i, split, fs, where, lv))
         return out
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """The quiz of every test puzzle, 3 to 7 people, ids ``<N>ppl_test/<index field>``."""
+        items = []
+        for lv in self.levels:
+            for r, where in self.read_rows(self.data_dir / f"{lv}ppl_test.jsonl"):
+                quiz, index = eval_fields(r, where, "quiz", "index")
+                items.append((f"{lv}ppl_test/{index}", quiz))
+        return items
 
     def _problem(self, row, index, split, file_split, where, level=0):
         quiz = require_field(row, "quiz", where)

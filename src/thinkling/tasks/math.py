@@ -1,4 +1,5 @@
-"""MATH, MATH-500, AIME 2024/2025 and AMC 2023 from files (``../shared/data/<task>``) or the HF hub.
+"""MATH, MATH-500, AIME 2024/2025 and AMC 2023 from files (folder ``<task>`` of the data dir, see
+:mod:`thinkling.tasks.files`) or the HF hub.
 
 All are test sets: MATH-500 is a subset of the 5,000-problem MATH test set (Hendrycks et al.); the
 competition tasks ``aime24``, ``aime25`` (30 problems each) and ``amc23`` (40) have one numeric answer
@@ -18,14 +19,14 @@ only answers that are not plain numbers go to ``math_equal``.
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
-from thinkling.artifacts import DataError, located_rows, require_field
+from thinkling.artifacts import DataError, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, Task, register_task, sample_problems
+from thinkling.tasks.base import OracleTrace, register_task, sample_problems
 from thinkling.tasks.extract import last_boxed, last_number
+from thinkling.tasks.files import FileTask, eval_fields
 from thinkling.tasks.mathverify import TEXT_WRAP, canonical, math_equal, strip_math_delimiters
 
 # ----------------------------------------------------------------------------- extraction
@@ -94,27 +95,32 @@ def plain_number(s: str) -> str | None:
 # ----------------------------------------------------------------------------- tasks
 
 
-class _MathFileTask(Task):
+class _MathFileTask(FileTask):
     """Shared by MATH and MATH-500: rows -> problems, extraction and verification."""
 
     answer_type = "latex"
     levels = (1, 2, 3, 4, 5)
-    env_var = ""
-    default_dir = ""
     hub_splits: tuple[str, ...] = ("test",)
 
-    def __init__(self, data_dir: str | None = None, source: str = "files"):
+    def __init__(self, data_dir: str | Path | None = None, source: str = "files"):
         if source not in ("files", "hub"):
             raise ValueError(f"{self.name}: source must be 'files' or 'hub', got {source!r}")
         self.source = source
-        self.data_dir = Path(data_dir or os.environ.get(self.env_var, self.default_dir))
+        super().__init__(data_dir)
 
-    # subclasses: where rows come from and what one row means
+    # subclasses: where rows come from, what one row means, and its evaluation text
     def _hub_rows(self, split: str) -> list[dict]:
         raise NotImplementedError
 
     def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
         raise NotImplementedError
+
+    def _eval_item(self, row: dict, where: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """The problem texts of ``test.jsonl`` (from the files, whatever ``source`` says)."""
+        return [self._eval_item(r, where) for r, where in self.read_rows(self.data_dir / "test.jsonl")]
 
     def _check_split(self, split: str) -> None:
         allowed = self.hub_splits if self.source == "hub" else ("test",)
@@ -127,20 +133,18 @@ class _MathFileTask(Task):
             msg += f"; {', '.join(map(repr, extra))} is only on the hub (task.options.source=hub)"
         raise ValueError(msg)
 
-    def _rows(self, split: str) -> list[tuple[dict, str]]:
-        """(row, "file:line" or "hub:index") pairs; missing fields are errors naming the line."""
+    def _located_split_rows(self, split: str) -> list[tuple[dict, str]]:
+        """(row, "file:line" or "hub:index") pairs of a split; missing fields are errors naming the line."""
         self._check_split(split)
         if self.source == "hub":
             return [(r, f"hub:{self.name}/{split}:{i}") for i, r in enumerate(self._hub_rows(split))]
-        path = self.data_dir / f"{split}.jsonl"
-        return located_rows(path, f"{self.name}: {path} not found (set task.options.data_dir or "
-                                  f"{self.env_var}, or source=hub)")
+        return self.read_rows(self.data_dir / f"{split}.jsonl", "; or source=hub")
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
         """All problems of ``split`` (file order), filtered by level; with ``n``, a seeded sample of
         ``n`` of them, still in file order (the files are sorted by subject, so a prefix would not do)."""
-        out = [self._problem(r, i, split, where) for i, (r, where) in enumerate(self._rows(split))]
+        out = [self._problem(r, i, split, where) for i, (r, where) in enumerate(self._located_split_rows(split))]
         return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
     def extract_answer(self, text: str) -> str | None:
@@ -168,11 +172,11 @@ def _level(v: int, where: str) -> int:
 class Math500Task(_MathFileTask):
     """MATH-500 (the PRM800K 500-problem test subset of MATH); gold is the ``answer`` field."""
 
+    folder = "math500"
     env_var = "THINKLING_MATH500_DIR"
-    default_dir = "../shared/data/math500"
 
     def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
-        from datasets import load_dataset
+        from datasets import load_dataset  # heavy, and only for source=hub
 
         return list(load_dataset("HuggingFaceH4/MATH-500", split=split))
 
@@ -189,6 +193,10 @@ class Math500Task(_MathFileTask):
             meta={"subject": require_field(row, "subject", where), "unique_id": uid, "solution": solution},
         )
 
+    def _eval_item(self, row: dict, where: str) -> tuple[str, str]:
+        problem, uid = eval_fields(row, where, "problem", "unique_id")
+        return f"{uid}", problem
+
 
 _MATH_HUB_CONFIGS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                      "number_theory", "prealgebra", "precalculus")
@@ -198,12 +206,12 @@ _MATH_HUB_CONFIGS = ("algebra", "counting_and_probability", "geometry", "interme
 class MathTask(_MathFileTask):
     """The full MATH test set (5,000 problems); gold is the last ``\\boxed{}`` of the solution."""
 
+    folder = "math"
     env_var = "THINKLING_MATH_DIR"
-    default_dir = "../shared/data/math"
     hub_splits = ("test", "train")
 
     def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
-        from datasets import load_dataset
+        from datasets import load_dataset  # heavy, and only for source=hub
 
         rows: list[dict] = []
         for cfg in _MATH_HUB_CONFIGS:  # the same subject order as the shared file
@@ -224,6 +232,10 @@ class MathTask(_MathFileTask):
             question=question, answer=gold or None,
             meta={"subject": require_field(row, "type", where), "idx": idx, "solution": solution},
         )
+
+    def _eval_item(self, row: dict, where: str) -> tuple[str, str]:
+        problem, idx = eval_fields(row, where, "problem", "idx")
+        return f"test/{idx}", problem
 
 
 # ----------------------------------------------------------------------------- competitions
@@ -253,7 +265,7 @@ class _CompetitionTask(_MathFileTask):
     hub_split = "test"  # the hub's name for the one split
 
     def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
-        from datasets import load_dataset
+        from datasets import load_dataset  # heavy, and only for source=hub
 
         return list(load_dataset(self.hub_id, split=self.hub_split))
 
@@ -263,6 +275,10 @@ class _CompetitionTask(_MathFileTask):
         return Problem(id=f"{self.name}/{split}/{row.get('id', index)}", task=self.name, split=split,
                        level=1, question=question, answer=_competition_gold(row.get("answer"), where),
                        meta=meta)
+
+    def _eval_item(self, row: dict, where: str) -> tuple[str, str]:
+        problem, pid = eval_fields(row, where, "problem", "id")
+        return f"{pid}", problem
 
     def verify(self, predicted: str | None, gold: str | None) -> bool:
         if predicted is None or gold is None:
@@ -278,8 +294,8 @@ class Aime24Task(_CompetitionTask):
     """AIME 2024 I and II; gold ``answer`` is a zero-padded string (``"025"``), read as ``25``.
     Each record has an AoPS solution, so :meth:`reference_trace` works."""
 
+    folder = "aime24"
     env_var = "THINKLING_AIME24_DIR"
-    default_dir = "../shared/data/aime24"
     hub_id = "HuggingFaceH4/aime_2024"
     hub_split = "train"  # its only split (the 30 problems)
 
@@ -288,8 +304,8 @@ class Aime24Task(_CompetitionTask):
 class Aime25Task(_CompetitionTask):
     """AIME 2025 I (records 0-14) and II (15-29); gold ``answer`` is an int. No solutions."""
 
+    folder = "aime25"
     env_var = "THINKLING_AIME25_DIR"
-    default_dir = "../shared/data/aime25"
     hub_id = "math-ai/aime25"
 
 
@@ -297,8 +313,8 @@ class Aime25Task(_CompetitionTask):
 class Amc23Task(_CompetitionTask):
     """AMC 12 2023 without its multiple-choice options; gold ``answer`` is a float (``27.0`` -> ``27``)."""
 
+    folder = "amc23"
     env_var = "THINKLING_AMC23_DIR"
-    default_dir = "../shared/data/amc23"
     hub_id = "math-ai/amc23"
 
     def _hub_rows(self, split: str) -> list[dict]:  # the hub copy may name the text only ``question``
