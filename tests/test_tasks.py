@@ -25,6 +25,27 @@ def test_registry_knows_the_three_tasks():
     assert "arithmatic" in str(e.value)
 
 
+def test_the_registry_is_discovered_and_the_task_spec_checks_names():
+    """Every task module registers itself (no hand-kept list); a config naming an unknown task is an
+    error at load that lists the registered ones."""
+    import pkgutil
+
+    from pydantic import ValidationError
+
+    import thinkling.tasks
+    from thinkling.tasks.spec import TaskSpec
+
+    modules = {m.name for m in pkgutil.iter_modules(thinkling.tasks.__path__)}
+    assert {"arithmetic", "evidence_jsonl", "logic", "math", "user"} <= modules
+    assert set(task_names()) == {
+        "abduction", "aime24", "aime25", "amc23", "arc_challenge", "arc_easy", "arithmetic", "evidence",
+        "evidence_jsonl", "folio", "gsm8k", "induction", "jsonl", "knights_and_knaves", "logical_deduction",
+        "math", "math500", "prontoqa", "proofwriter", "rules"}
+    assert TaskSpec(name="induction", split="test").build().name == "induction"
+    with pytest.raises(ValidationError, match=r"unknown task 'gsm9k'; known: abduction, .*gsm8k, .*rules"):
+        TaskSpec(name="gsm9k")
+
+
 # ----------------------------------------------------------------------------- arithmetic
 
 EQ_SEED = re.compile(r"^([a-z])=(\d)$")

@@ -113,7 +113,8 @@ class JsonlTask(Task):
             raise ValueError(f"jsonl: labels must differ other than in case, got {labels!r}")
         return tuple(x.strip() for x in labels)
 
-    def _rows(self, split: str) -> list[tuple[dict, str]]:
+    def _split_file_rows(self, split: str) -> list[tuple[dict, str]]:
+        """(row, "file:line") pairs of the split's file (``{split}`` in the path replaced); none is an error."""
         file = Path(self.path.replace("{split}", split))
         which = f"split {split!r} of " if "{split}" in self.path else ""
         rows = located_rows(file, f"jsonl: {file} not found ({which}task.options.path={self.path!r})")
@@ -140,7 +141,7 @@ class JsonlTask(Task):
     def labels(self) -> tuple[str, ...]:
         """The label set: the option, or the gold values of the (one) file, read once."""
         if self._labels is None:
-            self._labels = self._file_labels(self._rows(""))
+            self._labels = self._file_labels(self._split_file_rows(""))
         return self._labels
 
     def _file_labels(self, rows: list[tuple[dict, str]]) -> tuple[str, ...]:
@@ -217,7 +218,7 @@ class JsonlTask(Task):
                  seed: int = 0) -> list[Problem]:
         """All problems of ``split`` (file order), filtered by level; with ``n``, a seeded sample of
         ``n`` of them, kept in file order."""
-        rows = self._rows(split)
+        rows = self._split_file_rows(split)
         if self.answer_type == "label" and self._labels is None:
             self._labels = self._file_labels(rows)
         out, seen = [], {}
