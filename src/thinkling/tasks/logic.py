@@ -37,6 +37,12 @@ Extraction (the final answer text; ``Task.score`` has already removed the reason
   ``"X: knave"`` statement (X capitalised); the last statement about a person counts. ``verify`` credits
   the prediction when every person of the gold assignment is named with the right role (names the gold
   does not mention, e.g. a stray "He is a knight", are ignored).
+
+Evaluation texts (:meth:`~thinkling.tasks.files.FileTask.eval_texts`, for decontamination): context and
+question of ProofWriter test, PrOntoQA dev and LogicalDeduction dev (ids: the ``id`` field), the quiz of
+every K&K test puzzle (``{N}ppl_test/{index}``) - all four templated -; FOLIO validation's premises then
+conclusion (``validation/{i}``); ARC's question and options without the fixed wording (:func:`arc_text`,
+``ARC-Challenge/{i}``, ``ARC-Easy/{i}``).
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ Verification: :func:`~thinkling.tasks.mathverify.math_equal` (a light normalisat
 with timeouts, safe in any thread; see :mod:`thinkling.tasks.mathverify`). The competition tasks first
 compare plain numbers as numbers (:func:`plain_number`: ``25``, ``025`` and ``25.0`` are one answer), and
 only answers that are not plain numbers go to ``math_equal``.
+
+Evaluation texts (:meth:`~thinkling.tasks.files.FileTask.eval_texts`, for decontamination): the
+``problem`` of every record of ``test.jsonl``, ids MATH-500's ``unique_id``, MATH's ``test/{idx}``, the
+competitions' ``id``.
 """
 
 from __future__ import annotations
