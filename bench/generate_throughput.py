@@ -34,7 +34,8 @@ VLLM_PYTHON = os.environ.get("THINKLING_VLLM_PYTHON", "")
 
 
 def build_model(out: Path) -> Path:
-    from thinkling.models.tiny import TinySpec, build_tiny, oracle_texts
+    from thinkling.models.tiny import TinySpec, build_tiny
+    from thinkling.tasks.synthetic import oracle_texts
 
     return build_tiny(out, oracle_texts("arithmetic", n=100), TinySpec(), seed=0)
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 
 def build_model(out: Path) -> Path:
-    from thinkling.models.tiny import TinySpec, build_tiny, oracle_texts
+    from thinkling.models.tiny import TinySpec, build_tiny
+    from thinkling.tasks.synthetic import oracle_texts
 
     build_tiny(out, oracle_texts("arithmetic", n=200), TinySpec(), seed=0)
 

@@ -46,7 +46,7 @@ def main() -> None:
 
     from thinkling.artifacts import read_jsonl
     from thinkling.tasks import get_task
-    from thinkling.tasks.math import VERIFY_TIMEOUT_S, _mv_equal, verifier_events
+    from thinkling.tasks.mathverify import VERIFY_TIMEOUT_S, math_verify_equal, verifier_events
 
     data = Path(args.data)
     default_split = {"gsm8k": "train", "math500": "test", "math": "test"}
@@ -72,7 +72,7 @@ def main() -> None:
         def mv_only(args_, task=task):
             text, gold = args_
             pred = task.extract_answer(text)
-            return pred, (pred is not None and gold is not None and _mv_equal(pred, gold, VERIFY_TIMEOUT_S))
+            return pred, (pred is not None and gold is not None and math_verify_equal(pred, gold, VERIFY_TIMEOUT_S))
 
         def scored(args_, task=task):  # a student completion, as the evaluate stage scores it
             return task.score(*args_)

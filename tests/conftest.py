@@ -49,7 +49,7 @@ def gsm8k_dir(shared_data: Path) -> Path:
 
 def arithmetic_texts(n: int = 40) -> list[str]:
     """Questions and oracle traces of all three styles, as the training text of the tokenizer."""
-    from thinkling.models.tiny import oracle_texts
+    from thinkling.tasks.synthetic import oracle_texts
 
     return oracle_texts("arithmetic", n=n, styles=("long", "concise", "none"))
 

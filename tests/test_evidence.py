@@ -13,7 +13,8 @@ import pytest
 from thinkling.artifacts import DataError
 from thinkling.format import format_assistant
 from thinkling.tasks import get_task, task_names
-from thinkling.tasks.evidence import REGIMES, EvidenceJsonlTask, EvidenceTask
+from thinkling.tasks.evidence import REGIMES, EvidenceTask
+from thinkling.tasks.evidence_jsonl import EvidenceJsonlTask
 from thinkling.tasks.spec import TaskSpec
 
 STYLES = ("long", "concise", "none")

@@ -23,7 +23,9 @@ from thinkling.artifacts import DataError
 from thinkling.records import Example
 from thinkling.tasks import get_task, task_names
 from thinkling.tasks import math as tmath
-from thinkling.tasks.math import canonical, extract_math_answer, math_equal, verifier_events
+from thinkling.tasks import mathverify
+from thinkling.tasks.math import extract_math_answer
+from thinkling.tasks.mathverify import canonical, math_equal, verifier_events
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +203,7 @@ def test_gsm8k_train_math_verify_itself_credits_every_reference_answer(gsm8k_dir
     """The same 7,473 through math-verify alone (no canonical-string shortcut): ~0.7 ms each."""
     task = get_task("gsm8k", data_dir=str(gsm8k_dir))
     fails = [p.id for p in task.problems("train")
-             if not tmath._mv_equal(task.extract_answer(task.reference_trace(p).answer), p.answer, 5)]
+             if not mathverify.math_verify_equal(task.extract_answer(task.reference_trace(p).answer), p.answer, 5)]
     assert fails == []
 
 
@@ -253,7 +255,7 @@ def test_math500_agrees_with_math_verify_on_the_gold_solutions(m500, m500_proble
         ours = m500.score(p.meta["solution"], p.answer)[1]
         assert ours == theirs, (p.id, p.answer)
         # and without our canonical-string shortcut, math-verify alone on our extraction
-        assert tmath._mv_equal(m500.extract_answer(p.meta["solution"]), p.answer, 5), (p.id, p.answer)
+        assert mathverify.math_verify_equal(m500.extract_answer(p.meta["solution"]), p.answer, 5), (p.id, p.answer)
 
 
 # ----------------------------------------------------------------------------- rewrites of real golds
@@ -440,7 +442,7 @@ def test_a_stuck_verifier_process_is_killed_and_restarted():
     before = verifier_events["worker_timeout"]
 
     def run():
-        w = tmath._VerifierProcess()
+        w = mathverify.VerifierProcess()
         try:
             assert w.equal("0.5", "\\frac12", timeout=5) is True  # starts the process
             first = w.proc.pid

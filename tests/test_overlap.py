@@ -7,6 +7,7 @@ exactly the four measured template near duplicates (see the module docstring).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -219,6 +220,68 @@ def test_missing_eval_file_names_the_path(tmp_path, monkeypatch):
     assert default_data_dir() == tmp_path
     monkeypatch.delenv("THINKLING_DATA_DIR")
     assert default_data_dir() == Path("../shared/data")
+
+
+# SHA-256 of json.dumps([templated, items]) of each eval set, computed with the readers decontamination
+# had before the sets were read through their tasks (curate/overlap.py's own copy of every reader).
+EVAL_SET_DIGESTS = {
+    "gsm8k": "1f8d6c832c7faac931e9a3adf2b1ff40c79811663d8a16fc7149a6fd6ecf31c1",
+    "math500": "60d89dcfd75e53a4dc5346ab206e5ad5f8ef1f3e852fcfb05d0d2390ef23d1f2",
+    "math": "5c4c8bd1844a89a1ef2e4d214f2940ae1173f872e9ed11d2cd35bbccb81637ce",
+    "aime24": "b51f91d4382cc8226e9c95bb6347b2affba56aa767f2e92d550f97a64e5e3894",
+    "aime25": "120b2b068bb004df53b7b47338ceea9f24927e05e2d5cb0056ecf0da39d8b69a",
+    "amc23": "1eb4b8bbe1cebde6c5e91463db52a0d2908c20a3abd1d6dc3f073bf8abde031b",
+    "folio": "99800387f832eeb07bfb3b4699285d1c079a8d39591895d314b2598691b3c5e9",
+    "proofwriter": "13134b6046366303a7945c52ed94a37ef02697658ce30ded72d2e259bcc3589a",
+    "prontoqa": "26d60a445219b1cafe5db8fb50ddb307e6233f4df4c3fd31e4d61162c8dd51af",
+    "logical_deduction": "3ac2b1a8459492f73c9c81401745183015bc2e288f6bd3d03fd5559aaf9fac86",
+    "knights_and_knaves": "6e5421ee446871fa17d69bee49949a9111d18944872e3dd59088e3b4471a8a3d",
+    "arc": "885d2d7baa3e80834becfc9fb5c11005bf77788aa7bcab0bc44efc9f8aca2f9c",
+}
+
+
+def test_eval_sets_are_unchanged(eval_sets):
+    got = {s.name: hashlib.sha256(json.dumps([s.templated, s.items]).encode()).hexdigest() for s in eval_sets}
+    assert got == EVAL_SET_DIGESTS
+
+
+def test_each_file_task_gives_its_eval_texts(shared_data):
+    """Every file task is in one eval set, and a set is its tasks' eval texts (``arc``: both ARC tests)."""
+    from thinkling.curate.evalsets import EVAL_TASKS, eval_set
+    from thinkling.tasks import get_task, task_names
+    from thinkling.tasks.base import TASKS
+    from thinkling.tasks.files import FileTask
+
+    file_tasks = {n for n in task_names() if issubclass(TASKS.get(n), FileTask)}
+    assert sorted(t for ts in EVAL_TASKS.values() for t in ts) == sorted(file_tasks)
+    gsm = get_task("gsm8k", data_dir=str(shared_data / "gsm8k"))
+    texts = gsm.eval_texts()
+    assert len(texts) == 1319 and texts[0][0] == "gsm8k/test/0" == gsm.problems("test", n=1)[0].id
+    assert texts[0][1] == gsm.problems("test", n=1)[0].question  # GSM8K's prompt is its question
+    assert get_task("knights_and_knaves").templated and not get_task("folio").templated
+    arc = eval_set("arc", shared_data)
+    challenge = get_task("arc_challenge", data_dir=shared_data / "arc").eval_texts()
+    easy = get_task("arc_easy", data_dir=shared_data / "arc").eval_texts()
+    assert arc.items == challenge + easy and challenge[0][0] == "ARC-Challenge/0" and easy[0][0] == "ARC-Easy/0"
+    # the eval text is the benchmark's question, not the task's prompt (no options, no instruction)
+    ld_id, ld_text = get_task("logical_deduction", data_dir=shared_data / "logical_deduction").eval_texts()[0]
+    assert "Options:" not in ld_text and not ld_id.startswith("logical_deduction/")
+
+
+def test_eval_sets_without_a_data_dir_follow_each_tasks_data_dir(tmp_path, monkeypatch, shared_data):
+    """No data_dir: every task's own rule ($THINKLING_<TASK>_DIR, else $THINKLING_DATA_DIR/<folder>);
+    a data_dir (the data root) wins over both."""
+    mine = tmp_path / "my_gsm8k"
+    mine.mkdir()
+    (mine / "test.jsonl").write_text(json.dumps({"question": "Only one question here?", "answer": "#### 1"}) + "\n")
+    monkeypatch.setenv("THINKLING_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("THINKLING_GSM8K_DIR", str(mine))
+    gsm, aime = load_eval_sets(["gsm8k", "aime24"])
+    assert gsm.items == [("gsm8k/test/0", "Only one question here?")] and len(aime) == 30
+    assert len(load_eval_sets(["gsm8k"], data_dir=shared_data)[0]) == 1319
+    monkeypatch.setenv("THINKLING_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / "aime24" / "test.jsonl"))):
+        load_eval_sets(["aime24"])
 
 
 # ----------------------------------------------------------------------------- contamination

@@ -9,9 +9,11 @@ import statistics
 
 import pytest
 
+from thinkling.artifacts import DataError
 from thinkling.format import format_assistant, split_thinking
 from thinkling.tasks import get_task, task_names
-from thinkling.tasks.gsm8k import gold_from_solution, last_boxed
+from thinkling.tasks.extract import last_boxed
+from thinkling.tasks.gsm8k import gold_from_solution
 
 STYLES = ("long", "concise", "none")
 
@@ -21,6 +23,27 @@ def test_registry_knows_the_three_tasks():
     with pytest.raises(KeyError) as e:
         get_task("arithmatic")
     assert "arithmatic" in str(e.value)
+
+
+def test_the_registry_is_discovered_and_the_task_spec_checks_names():
+    """Every task module registers itself (no hand-kept list); a config naming an unknown task is an
+    error at load that lists the registered ones."""
+    import pkgutil
+
+    from pydantic import ValidationError
+
+    import thinkling.tasks
+    from thinkling.tasks.spec import TaskSpec
+
+    modules = {m.name for m in pkgutil.iter_modules(thinkling.tasks.__path__)}
+    assert {"arithmetic", "evidence_jsonl", "logic", "math", "user"} <= modules
+    assert set(task_names()) == {
+        "abduction", "aime24", "aime25", "amc23", "arc_challenge", "arc_easy", "arithmetic", "evidence",
+        "evidence_jsonl", "folio", "gsm8k", "induction", "jsonl", "knights_and_knaves", "logical_deduction",
+        "math", "math500", "prontoqa", "proofwriter", "rules"}
+    assert TaskSpec(name="induction", split="test").build().name == "induction"
+    with pytest.raises(ValidationError, match=r"unknown task 'gsm9k'; known: abduction, .*gsm8k, .*rules"):
+        TaskSpec(name="gsm9k")
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -360,6 +383,49 @@ def test_gsm8k_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError) as e:
         get_task("gsm8k", data_dir=str(tmp_path)).problems("train")
     assert str(tmp_path / "train.jsonl") in str(e.value)
+
+
+def test_one_data_dir_rule_for_every_file_task(tmp_path, monkeypatch):
+    """task.options.data_dir, else the task's env var, else $THINKLING_DATA_DIR/<folder>, else
+    ../shared/data/<folder> (thinkling.tasks.files)."""
+    from pathlib import Path
+
+    from thinkling.tasks.base import TASKS
+    from thinkling.tasks.files import FileTask
+
+    names = [n for n in task_names() if issubclass(TASKS.get(n), FileTask)]
+    assert {"gsm8k", "math500", "aime25", "folio", "knights_and_knaves", "arc_easy"} <= set(names)
+    for n in names:
+        monkeypatch.delenv(TASKS.get(n).env_var, raising=False)
+    monkeypatch.delenv("THINKLING_DATA_DIR", raising=False)
+    folders = {n: TASKS.get(n).folder for n in names}
+    assert folders["arc_challenge"] == folders["arc_easy"] == "arc" and folders["math500"] == "math500"
+    assert {n: get_task(n).data_dir for n in names} == {n: Path("../shared/data") / f for n, f in folders.items()}
+    monkeypatch.setenv("THINKLING_DATA_DIR", str(tmp_path))
+    assert {n: get_task(n).data_dir for n in names} == {n: tmp_path / f for n, f in folders.items()}
+    monkeypatch.setenv("THINKLING_GSM8K_DIR", str(tmp_path / "mine"))
+    assert get_task("gsm8k").data_dir == tmp_path / "mine"  # the task's own variable wins over the root
+    assert get_task("gsm8k", data_dir="x/y").data_dir == Path("x/y")  # and the option over both
+    with pytest.raises(DataError, match="THINKLING_GSM8K_DIR"):
+        get_task("gsm8k").problems("test")
+
+
+def test_shared_extractors():
+    from thinkling.tasks.extract import (
+        boxed_first, extract_letter, integer_answer, label_of, last_choice, last_number, letter_patterns,
+        scan_labels,
+    )
+
+    assert last_number("it costs 1,250.0 dollars, not 3") == "3" and last_number("1,250.0") == "1250"
+    assert integer_answer("so 07") == "7" and integer_answer("0.5") is None and last_number("none") is None
+    pats = letter_patterns("ABC")
+    assert last_choice("not (A) but the answer is B", pats) == "B" and last_choice("D)", pats) is None
+    assert extract_letter("A) looks right, but \\boxed{C}", pats) == "C"
+    assert extract_letter("\\boxed{42} so (B)", pats) == "B"  # a box without a choice does not count
+    assert boxed_first("\\boxed{x}", lambda t: t.upper()) == "X"
+    assert label_of("UNCERTAIN") == "Unknown" and label_of("maybe") is None
+    assert scan_labels("True at first, then B)", {"A": "True", "B": "False"}) == "False"
+    assert scan_labels("B) no letters shown: unknown", {}) == "Unknown"
 
 
 def test_gsm8k_gold_helpers():

@@ -29,6 +29,9 @@ Their items are matched when >= 90% of the item's tokens lie in 13-grams the tex
 (13-gram anchors). An item shorter than its n (MATH has "Evaluate $\\log_327$.") is matched only when
 its whole token sequence occurs in the text, with score 1.0.
 
+The evaluation sets (:class:`EvalSet`, :data:`EVAL_SETS`, :func:`load_eval_sets`) are read through their
+tasks in :mod:`thinkling.curate.evalsets`; they are re-exported here.
+
 Why not the GPT-3 / lm-eval rule (any shared 13-gram): a changed number in a short question
 destroys every 13-gram (the shortest GSM8K test question has 15 tokens). Measured with
 ``bench/decontam.py`` on the 1,319 GSM8K test questions planted into the 7,473 train questions:
@@ -52,18 +55,16 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from difflib import SequenceMatcher
-from pathlib import Path
 
 import numpy as np
 
-from thinkling.artifacts import DataError, iter_jsonl
+# the evaluation sets (read through their tasks) live in evalsets.py; their names are re-exported here
+from thinkling.curate.evalsets import EVAL_SETS, EvalSet, default_data_dir, load_eval_sets  # noqa: F401
 
 # ----------------------------------------------------------------------------- tokens and n-grams
 
@@ -309,123 +310,6 @@ def _prefix_join(arrays: list[np.ndarray], threshold: float) -> list[int | None]
                 break
         for g in prefix:
             index[g].append(k)
-    return out
-
-
-# ----------------------------------------------------------------------------- evaluation sets
-
-
-@dataclass
-class EvalSet:
-    """An evaluation split as (id, text) items; the text is what a contaminated prompt would hold."""
-
-    name: str
-    items: list[tuple[str, str]] = field(default_factory=list)
-    #: Generated from templates (ProofWriter, PrOntoQA, LogicalDeduction, Knights and Knaves): its
-    #: items differ from each other by substituted words, so a match must be near-verbatim.
-    templated: bool = False
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-def default_data_dir() -> Path:
-    """``$THINKLING_DATA_DIR``, else ``../shared/data`` relative to the working directory."""
-    return Path(os.environ.get("THINKLING_DATA_DIR", "../shared/data"))
-
-
-def _rows(path: Path, fields: Iterable[str], set_name: str) -> list[dict]:
-    if not path.is_file():
-        raise DataError(f"eval set {set_name}: {path} not found (set THINKLING_DATA_DIR to the shared data folder)")
-    rows = []
-    for lineno, r in enumerate(iter_jsonl(path), 1):
-        for f in fields:
-            if f not in r:
-                raise DataError(f"{path}:{lineno}: missing field '{f}'")
-        rows.append(r)
-    return rows
-
-
-def _simple(name: str, rel: str, text: str, id_field: str | None = None,
-            id_prefix: str = "") -> Callable[[Path], EvalSet]:
-    def load(data_dir: Path) -> EvalSet:
-        rows = _rows(Path(data_dir) / rel, [text] + ([id_field] if id_field else []), name)
-        return EvalSet(name, [(f"{id_prefix}{r[id_field] if id_field else i}", r[text])
-                              for i, r in enumerate(rows)])
-
-    load.__doc__ = f"{name}: field '{text}' of {rel}."
-    return load
-
-
-def _load_folio(data_dir: Path) -> EvalSet:
-    """folio: premises then conclusion of folio-validation.jsonl (FOLIO's public test)."""
-    rows = _rows(Path(data_dir) / "folio" / "folio-validation.jsonl", ["premises", "conclusion"], "folio")
-    return EvalSet("folio", [(f"validation/{i}", " ".join([*r["premises"], r["conclusion"]]))
-                             for i, r in enumerate(rows)])
-
-
-def _context_question(name: str, rel: str) -> Callable[[Path], EvalSet]:
-    def load(data_dir: Path) -> EvalSet:
-        rows = _rows(Path(data_dir) / rel, ["id", "context", "question"], name)
-        return EvalSet(name, [(r["id"], f"{r['context']}\n{r['question']}") for r in rows], templated=True)
-
-    load.__doc__ = f"{name}: context and question of {rel} (answer options left out: same puzzle, same item)."
-    return load
-
-
-def _load_kk(data_dir: Path) -> EvalSet:
-    """knights_and_knaves: quiz of {3..7}ppl_test.jsonl."""
-    items = []
-    for k in range(3, 8):
-        rows = _rows(Path(data_dir) / "knights_and_knaves" / f"{k}ppl_test.jsonl", ["quiz", "index"],
-                     "knights_and_knaves")
-        items += [(f"{k}ppl_test/{r['index']}", r["quiz"]) for r in rows]
-    return EvalSet("knights_and_knaves", items, templated=True)
-
-
-_ARC_PREFIX = re.compile(r"^\s*Please choose the correct answer to the question:\s*")
-_ARC_FORMAT = re.compile(r"\n\s*Answer format:.*$", re.DOTALL)
-_ARC_LABEL = re.compile(r"\bAnswer\d+:\s*")
-
-
-def arc_text(instruction: str) -> str:
-    """Question and options of an LLM-Adapters ARC instruction, without its fixed wording."""
-    return _ARC_LABEL.sub(" ", _ARC_FORMAT.sub("", _ARC_PREFIX.sub("", instruction))).strip()
-
-
-def _load_arc(data_dir: Path) -> EvalSet:
-    """arc: question and options of ARC-Challenge_test.jsonl and ARC-Easy_test.jsonl."""
-    items = []
-    for part in ("ARC-Challenge", "ARC-Easy"):
-        rows = _rows(Path(data_dir) / "arc" / f"{part}_test.jsonl", ["instruction"], "arc")
-        items += [(f"{part}/{i}", arc_text(r["instruction"])) for i, r in enumerate(rows)]
-    return EvalSet("arc", items)
-
-
-EVAL_SETS: dict[str, Callable[[Path], EvalSet]] = {
-    "gsm8k": _simple("gsm8k", "gsm8k/test.jsonl", "question", id_prefix="gsm8k/test/"),
-    "math500": _simple("math500", "math500/test.jsonl", "problem", "unique_id"),
-    "math": _simple("math", "math/test.jsonl", "problem", "idx", id_prefix="test/"),
-    "aime24": _simple("aime24", "aime24/test.jsonl", "problem", "id"),
-    "aime25": _simple("aime25", "aime25/test.jsonl", "problem", "id"),
-    "amc23": _simple("amc23", "amc23/test.jsonl", "problem", "id"),
-    "folio": _load_folio,
-    "proofwriter": _context_question("proofwriter", "proofwriter/test.jsonl"),
-    "prontoqa": _context_question("prontoqa", "prontoqa/dev.jsonl"),
-    "logical_deduction": _context_question("logical_deduction", "logical_deduction/dev.jsonl"),
-    "knights_and_knaves": _load_kk,
-    "arc": _load_arc,
-}
-
-
-def load_eval_sets(names: Iterable[str] | None = None, data_dir: str | Path | None = None) -> list[EvalSet]:
-    """Load the named eval sets (all of :data:`EVAL_SETS` by default) from ``data_dir``."""
-    d = Path(data_dir) if data_dir is not None else default_data_dir()
-    out = []
-    for name in (list(EVAL_SETS) if names is None else names):
-        if name not in EVAL_SETS:
-            raise KeyError(f"unknown eval set {name!r}; known: {', '.join(EVAL_SETS)}")
-        out.append(EVAL_SETS[name](d))
     return out
 
 

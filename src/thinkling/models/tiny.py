@@ -110,19 +110,3 @@ def build_tiny(out_dir: str | Path, texts: Iterable[str], spec: TinySpec | None 
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
-
-
-def oracle_texts(task: str = "arithmetic", n: int = 100, styles: tuple[str, ...] = ("long", "concise")) -> list[str]:
-    """Questions and oracle traces of a synthetic task: the text a tiny tokenizer is trained on in
-    tests and benchmarks (so they build the same kind of model the quickstart trains)."""
-    from thinkling.format import format_assistant
-    from thinkling.tasks import get_task
-
-    t = get_task(task)
-    texts: list[str] = []
-    for p in t.problems("train", n=n):
-        texts.append(p.question)
-        for style in styles:
-            tr = t.oracle(p, style)
-            texts.append(format_assistant(tr.reasoning, tr.answer))
-    return texts

@@ -1,5 +1,21 @@
-"""Tasks: problems, prompt rendering, answer extraction and verifiers, in a registry."""
+"""Tasks: problems, prompt rendering, answer extraction and verifiers, in a registry.
 
+Every module of this package whose name does not start with ``_`` is imported here
+(:func:`thinkling.registry.discover`), so a task registers itself with :func:`register_task` where it
+is defined; :func:`task_names` lists them. Shared pieces: :mod:`~thinkling.tasks.base` (the Task
+interface, the registry), :mod:`~thinkling.tasks.extract` (answer extractors),
+:mod:`~thinkling.tasks.mathverify` (math-verify, safely), :mod:`~thinkling.tasks.synthetic` (the seeded
+split-and-draw of the synthetic families, ``oracle_texts``), :mod:`~thinkling.tasks.files` (file tasks and
+their evaluation texts).
+
+**Data directory of a file task** (GSM8K, MATH, AIME, AMC, the logic benchmarks; one rule,
+:func:`thinkling.tasks.files.resolve_data_dir`), the first of: the task option ``data_dir``; the task's
+environment variable (``THINKLING_GSM8K_DIR``, ``THINKLING_MATH500_DIR``, ...); ``$THINKLING_DATA_DIR/<folder>``;
+``../shared/data/<folder>`` (``<folder>`` is the task's folder in the shared data, e.g. ``gsm8k``, ``arc``).
+Decontamination reads the evaluation sets through the same tasks and the same rule.
+"""
+
+from thinkling.registry import discover
 from thinkling.tasks.base import (
     OracleTrace,
     SyntheticTask,
@@ -8,15 +24,12 @@ from thinkling.tasks.base import (
     register_task,
     task_names,
 )
-from thinkling.tasks import arithmetic as _arithmetic  # noqa: F401  (registers)
-from thinkling.tasks import abduction as _abduction  # noqa: F401
-from thinkling.tasks import evidence as _evidence  # noqa: F401
-from thinkling.tasks import gsm8k as _gsm8k  # noqa: F401
-from thinkling.tasks import induction as _induction  # noqa: F401
-from thinkling.tasks import math as _math  # noqa: F401
-from thinkling.tasks import logic as _logic  # noqa: F401
-from thinkling.tasks import rules as _rules  # noqa: F401
-from thinkling.tasks import user as _user  # noqa: F401
+
+discover(__name__)
+
+from thinkling.tasks.spec import describe_registered_tasks  # noqa: E402  (after discovery, on purpose)
+
+describe_registered_tasks()
 
 __all__ = [
     "OracleTrace", "SyntheticTask", "Task", "get_task", "register_task", "task_names",

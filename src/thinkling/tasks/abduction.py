@@ -36,14 +36,16 @@ benchmarks do (the last explicit answer wins; no answer is None).
 from __future__ import annotations
 
 import random
+from functools import partial
 
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
-from thinkling.tasks.logic import _letter_patterns, extract_letter
-from thinkling.tasks.rules import CATEGORIES, NAMES, _bucket
+from thinkling.tasks.extract import extract_letter, letter_patterns
+from thinkling.tasks.rules import CATEGORIES, NAMES
+from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
 
 OPTION_LETTERS = "ABCDE"
-_PATTERNS = _letter_patterns(OPTION_LETTERS)
+_PATTERNS = letter_patterns(OPTION_LETTERS)
 
 
 class ChoiceFamily(SyntheticTask):
@@ -66,26 +68,15 @@ class ChoiceFamily(SyntheticTask):
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
         """``n`` distinct problems per level; a question is in the test split iff its hash bucket is 0."""
-        if split not in ("train", "test"):
-            raise ValueError(f"{self.name}: split must be 'train' or 'test', got {split!r}")
-        n = 100 if n is None else n
+        check_split(self.name, split)
+        n = DEFAULT_N if n is None else n
         out: list[Problem] = []
         for level in levels or self.levels:
             if not 1 <= level <= self.max_level:
                 raise ValueError(f"{self.name}: level must be in 1..{self.max_level}, got {level}")
-            rng = random.Random(f"{self.name}/{split}/{level}/{seed}")
-            seen: set[str] = set()
-            attempts = 0
-            while len(seen) < n:
-                attempts += 1
-                if attempts > 50 * n + 10_000:
-                    raise ValueError(f"{self.name}: cannot draw {n} distinct {split} problems at level {level}")
-                q, gold, meta = self._make(rng, level)
-                if (split == "test") != (_bucket(q) == 0) or q in seen:
-                    continue
-                seen.add(q)
-                out.append(Problem(id=f"{self.name}/{split}/L{level}/{seed}-{len(seen) - 1}", task=self.name,
-                                   split=split, level=level, question=q, answer=gold, meta=meta))
+            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), n)
+            out += [Problem(id=pid, task=self.name, split=split, level=level, question=q, answer=gold, meta=meta)
+                    for pid, (q, gold, meta) in drawn]
         return out
 
     def extract_answer(self, text: str) -> str | None:

@@ -27,11 +27,13 @@ text falls in bucket 0 of 10.
 
 from __future__ import annotations
 
-import hashlib
 import random
+from functools import partial
 
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, SyntheticTask, integer_answer, register_task
+from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
+from thinkling.tasks.extract import integer_answer
+from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 OPS = ("+", "-", "*")
@@ -65,10 +67,6 @@ def _apply(op: str, a: int, b: int) -> int:
     if op == "-":
         return a - b
     return a * b
-
-
-def _bucket(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
 
 
 @register_task("arithmetic")
@@ -121,33 +119,19 @@ class ArithmeticTask(SyntheticTask):
         spaces) gives what it has (about 80% of them); the curate op ``select`` with ``per_level``
         can re-balance levels for training.
         """
-        if split not in ("train", "test"):
-            raise ValueError(f"arithmetic: split must be 'train' or 'test', got {split!r}")
-        n = 100 if n is None else n
+        check_split(self.name, split)
+        n = DEFAULT_N if n is None else n
         out: list[Problem] = []
         for level in levels or self.levels:
             if not 1 <= level <= 20:
                 raise ValueError(f"arithmetic: level must be in 1..20, got {level}")
-            rng = random.Random(f"arithmetic/{split}/{level}/{seed}")
-            drawn: list[tuple[str, dict]] = []
-            seen: set[str] = set()
             names = len(LETTERS) - level if self.random_names else 1
             space = names * 10 * (len(self.ops) * self.max_operand) ** level * (0.1 if split == "test" else 0.9)
             want = min(n, int(0.8 * space))  # drawing more than ~80% of a space gets slow
-            attempts = 0
-            while len(drawn) < want and attempts < 50 * want + 10_000:
-                attempts += 1
-                q, meta = self._make(rng, level)
-                if (split == "test") != (_bucket(q) == self.test_bucket) or q in seen:
-                    continue
-                seen.add(q)
-                drawn.append((q, meta))
-            if not drawn:
-                continue
-            for i, (q, meta) in enumerate(drawn):
-                out.append(Problem(id=f"arithmetic/{split}/L{level}/{seed}-{i}", task=self.name,
-                                   split=split, level=level, question=q,
-                                   answer=str(meta["steps"][-1]["res"]), meta=meta))
+            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), want,
+                               test_bucket=self.test_bucket, exact=False)
+            out += [Problem(id=pid, task=self.name, split=split, level=level, question=q,
+                            answer=str(meta["steps"][-1]["res"]), meta=meta) for pid, (q, meta) in drawn]
         return out
 
     # ------------------------------------------------------------------ answers

@@ -6,7 +6,7 @@ Unparseable gold or predictions are ``None`` and are never credited.
 
 from __future__ import annotations
 
-import re
+import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -121,28 +121,6 @@ def get_task(name: str, **options) -> Task:
     return TASKS.get(name)(**options)
 
 
-_INT = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def last_number(text: str) -> str | None:
-    """The last number in ``text`` with thousands separators removed, or None."""
-    m = _INT.findall(text)
-    if not m:
-        return None
-    s = m[-1].replace(",", "")
-    if s.endswith(".0"):
-        s = s[:-2]
-    return s
-
-
-def integer_answer(text: str) -> str | None:
-    """The last number of ``text`` when it is an integer (``"07"`` -> ``"7"``), else None."""
-    n = last_number(text)
-    if n is None or not n.lstrip("-").isdigit():
-        return None
-    return str(int(n))
-
-
 def sample_problems(problems: list[Problem], key: str, n: int | None, levels: list[int] | None,
                     seed: int) -> list[Problem]:
     """Problems filtered by level; with ``n``, a seeded sample of ``n`` of them kept in their order
@@ -150,8 +128,6 @@ def sample_problems(problems: list[Problem], key: str, n: int | None, levels: li
     if levels:
         problems = [p for p in problems if p.level in levels]
     if n is not None and n < len(problems):
-        import random
-
         keep = sorted(random.Random(f"{key}/{seed}").sample(range(len(problems)), n))
         problems = [problems[i] for i in keep]
     return problems

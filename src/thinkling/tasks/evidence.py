@@ -1,4 +1,4 @@
-"""Document-grounded questions under DeR2-style evidence regimes: a synthetic family and user JSONL.
+"""Document-grounded questions under DeR2-style evidence regimes: the regimes and the synthetic family.
 
 One instance (question, gold, concepts, related documents, distractor documents) is shown to a model
 under one of four **regimes** (:data:`REGIMES`, task option ``regime``, default ``full``):
@@ -46,40 +46,27 @@ The oracle cites what the prompt shows (``[4] says: ...`` or ``The concepts say:
 twin distractors it sets aside (``full``) and combines the facts; in ``instruction`` it says there is
 no evidence and guesses (a seeded guess that never looks at the gold). Mainly ``full`` is for training.
 
-**User task** ``evidence_jsonl``: rows ``{"question", "answer", "concepts", "related_docs",
-"distractor_docs"}`` (the last three lists of strings; ``concepts`` and ``related_docs`` non-empty),
-optional ``id`` (unique; else the line's index) and ``level`` (else the number of concepts), from
-option ``path`` (``{split}`` is replaced by the split; without it every split reads the same file).
-``answer_type``: ``number`` (a ``\\boxed{}`` is the answer and must hold just a number, else the
-last number of the text; compared by value, ``12`` == ``12.0``), ``label`` or ``text`` (the boxed
-content, else the last non-empty line of the final answer, normalised: an ``Answer:`` / ``The answer
-is`` prefix, surrounding quotes, markdown and a final period removed, whitespace collapsed, case
-folded; exact match - the two differ only in what they tell a reader). Any bad row is a
-:class:`DataError` naming ``file:line``.
+The user task ``evidence_jsonl`` (:mod:`thinkling.tasks.evidence_jsonl`) shows a user's instances
+under the same regimes, rendered by :func:`render`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import random
-import re
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from functools import partial
 
-from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import (
-    OracleTrace, SyntheticTask, Task, integer_answer, last_number, register_task, sample_problems,
-)
-from thinkling.tasks.gsm8k import last_boxed
+from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
+from thinkling.tasks.extract import integer_answer
+from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
 
 REGIMES = ("instruction", "concepts", "related", "full")
 NUMBER_INSTRUCTION = "Answer with a number."
 TEXT_INSTRUCTION = "Give the final answer on the last line."
 
 
-def _check_regime(task: str, regime: str) -> str:
+def check_regime(task: str, regime: str) -> str:
+    """``regime`` when it is one of :data:`REGIMES`, else a ValueError naming ``task``."""
     if regime not in REGIMES:
         raise ValueError(f"{task}: regime must be one of {', '.join(REGIMES)}; got {regime!r}")
     return regime
@@ -112,10 +99,6 @@ def doc_labels(order: list[int], n_related: int, regime: str) -> dict[int, int]:
     """Document index (into related + distractors) -> the number it is shown under in ``regime``."""
     shown = related_order(order, n_related) if regime == "related" else order if regime == "full" else []
     return {i: k for k, i in enumerate(shown, 1)}
-
-
-def _bucket(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
 
 
 # ============================================================================ synthetic family
@@ -211,6 +194,44 @@ def _calc(op: str, b: int, k: int) -> str:
     return f"{b}*2={b * 2}" if op == "x2" else f"{b}{op}{k}={_apply(op, b, k)}"
 
 
+def _documents(rng: random.Random, chain: list[tuple], extra_fact: str, extra_town: str,
+               festival_of: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The related documents (one per concept of ``chain``) and the distractors (each concept's twin,
+    then ``extra_fact`` about ``extra_town``): each wraps its sentence in 1-2 sentences of prose about
+    the same entity, no prose sentence twice in one problem when the pool allows. ``festival_of``: the
+    festival that honours a poet (a poet's document is about that festival too)."""
+    used: set[str] = set()
+
+    def doc(concept: str, etype: str, about: str, extra: str | None = None) -> str:
+        if etype == "town":
+            pool = [s.format(town=about) for s in TOWN_PROSE]
+        elif etype == "fest":
+            pool = [s.format(fest=about) for s in FEST_PROSE]
+        else:  # a poet's document is about the festival that honours them too
+            fest = festival_of[about]
+            pool = [s.format(poet=about) for s in POET_PROSE] + [s.format(fest=fest) for s in FEST_PROSE]
+        fresh = [x for x in pool if x not in used]  # no sentence twice in one problem if avoidable
+        prose = rng.sample(fresh if len(fresh) >= 2 else pool, rng.randint(1, 2))
+        used.update(prose)
+        if extra:
+            prose[0] = extra
+        sents = prose[:]
+        sents.insert(rng.randint(0, len(sents)), concept)
+        return " ".join(sents)
+
+    head_type, head = chain[0][2], chain[0][3]
+    related = [doc(c[1], c[2], c[3]) for c in chain]
+    mention = rng.choice(MENTION[head_type]).format(other=chain[0][5], name=head)
+    distractors = [doc(c[4], c[2], c[5], mention if i == 0 else None) for i, c in enumerate(chain)]
+    distractors.append(doc(extra_fact, "town", extra_town))
+    return related, distractors
+
+
+def _instance_key(meta: dict) -> str:
+    """The instance, whatever the regime: the question sentence and the concepts."""
+    return "\n".join([meta["query"], *meta["concepts"]])
+
+
 def _draw_modifier(rng: random.Random, b: int) -> tuple[str, int]:
     """A festival's change for base value ``b``: k >= 2 and a result >= 2 ("1 more times" reads badly)."""
     ops = ["x2", "+"] + (["-"] if b >= 4 else [])
@@ -230,7 +251,7 @@ class EvidenceTask(SyntheticTask):
     def __init__(self, levels: list[int] | None = None, regime: str = "full"):
         if levels:
             self.levels = tuple(levels)
-        self.regime = _check_regime("evidence", regime)
+        self.regime = check_regime("evidence", regime)
 
     # ------------------------------------------------------------------ problems
 
@@ -261,31 +282,8 @@ class EvidenceTask(SyntheticTask):
         if level >= 3:
             chain.append(("modifier", mods[op].format(fest=f, k=k), "fest", f, mods[op2].format(fest=f2, k=k2), f2))
 
-        used: set[str] = set()
-
-        def doc(concept: str, etype: str, about: str, extra: str | None = None) -> str:
-            if etype == "town":
-                pool = [s.format(town=about) for s in TOWN_PROSE]
-            elif etype == "fest":
-                pool = [s.format(fest=about) for s in FEST_PROSE]
-            else:  # a poet's document is about the festival that honours them too
-                fest = f if about == p else f2
-                pool = [s.format(poet=about) for s in POET_PROSE] + [s.format(fest=fest) for s in FEST_PROSE]
-            fresh = [x for x in pool if x not in used]  # no sentence twice in one problem if avoidable
-            prose = rng.sample(fresh if len(fresh) >= 2 else pool, rng.randint(1, 2))
-            used.update(prose)
-            if extra:
-                prose[0] = extra
-            sents = prose[:]
-            sents.insert(rng.randint(0, len(sents)), concept)
-            return " ".join(sents)
-
-        head_type, head = chain[0][2], chain[0][3]
         concepts = [c[1] for c in chain]
-        related = [doc(c[1], c[2], c[3]) for c in chain]
-        mention = rng.choice(MENTION[head_type]).format(other=chain[0][5], name=head)
-        distractors = [doc(c[4], c[2], c[5], mention if i == 0 else None) for i, c in enumerate(chain)]
-        distractors.append(doc(fact_t.format(town=t3, n=b3), "town", t3))
+        related, distractors = _documents(rng, chain, fact_t.format(town=t3, n=b3), t3, {p: f, p2: f2})
         order = list(range(len(related) + len(distractors)))
         rng.shuffle(order)
         query = ask + SUFFIX[level].format(town=t, fest=f, poet=p)
@@ -300,30 +298,21 @@ class EvidenceTask(SyntheticTask):
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
         """Up to ``n`` distinct instances per level (level 1 has ~580 in all, so it may give fewer)."""
-        if split not in ("train", "test"):
-            raise ValueError(f"evidence: split must be 'train' or 'test', got {split!r}")
-        n = 100 if n is None else n
+        check_split(self.name, split)
+        n = DEFAULT_N if n is None else n
         out: list[Problem] = []
         for level in levels or self.levels:
             if level not in SUFFIX:
                 raise ValueError(f"evidence: level must be in 1..{max(SUFFIX)}, got {level}")
-            rng = random.Random(f"evidence/{split}/{level}/{seed}")
             space = len(TOWNS) * len(MEASURES) * 8 * (len(FESTIVALS) if level >= 2 else 1)
             want = min(n, int(0.8 * space * (0.1 if split == "test" else 0.9)))
-            seen: set[str] = set()
-            attempts = 0
-            while len(seen) < want and attempts < 50 * want + 10_000:
-                attempts += 1
-                meta = self._make(rng, level)
-                key = "\n".join([meta["query"], *meta["concepts"]])  # the instance, whatever the regime
-                if (split == "test") != (_bucket(key) == 0) or key in seen:
-                    continue
-                seen.add(key)
+            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), want,
+                               key=_instance_key, exact=False)
+            for pid, meta in drawn:
                 gold = meta.pop("answer")
                 meta["regime"] = self.regime
-                out.append(Problem(id=f"evidence/{split}/L{level}/{seed}-{len(seen) - 1}", task=self.name,
-                                   split=split, level=level, question=self.render_prompt(meta), answer=gold,
-                                   meta=meta))
+                out.append(Problem(id=pid, task=self.name, split=split, level=level,
+                                   question=self.render_prompt(meta), answer=gold, meta=meta))
         return out
 
     def _concept_order(self, meta: dict) -> list[int]:
@@ -399,134 +388,3 @@ class EvidenceTask(SyntheticTask):
             sents.append((rng.choice(CHECK).format(calc=calc), "check", False))
         sents.append((rng.choice(SUMMARY).format(ans=ans), "summary", False))
         return OracleTrace("\n".join(s for s, _, _ in sents), ans, sents, knowledge)
-
-
-# ============================================================================ user JSONL
-
-_NUM = re.compile(r"-?\d+(?:\.\d+)?")
-_ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", re.IGNORECASE)
-
-
-def _canon_number(s: str) -> str | None:
-    """One plain number as canonical text (``"1,400"`` -> ``"1400"``, ``"3.50"`` -> ``"3.5"``), else None."""
-    s = s.strip().strip("$").strip().replace(",", "")
-    if not _NUM.fullmatch(s):
-        return None
-    d = Decimal(s)
-    return str(int(d)) if d == d.to_integral_value() else format(d.normalize(), "f")
-
-
-def normalise_text(s: str) -> str | None:
-    """Case-folded answer text without an answer prefix, quotes, markdown or a final period."""
-    s = _ANSWER_PREFIX.sub("", s.strip())
-    s = s.strip().strip("*_`\"'$ ").rstrip(".!").strip().strip("*_`\"' ")
-    s = re.sub(r"\s+", " ", s).casefold()
-    return s or None
-
-
-def _str_list(row: dict, name: str, where: str, nonempty: bool) -> list[str]:
-    v = row.get(name)
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise DataError(f"{where}: field '{name}' must be a list of strings"
-                        + (" (missing)" if name not in row else f", got {type(v).__name__}"))
-    if nonempty and not v:
-        raise DataError(f"{where}: field '{name}' must not be empty")
-    return v
-
-
-@register_task("evidence_jsonl")
-class EvidenceJsonlTask(Task):
-    """A user's document-grounded questions; see the module docstring."""
-
-    levels = (1,)
-    evidence = True
-
-    def __init__(self, path: str | None = None, answer_type: str = "number", regime: str = "full"):
-        if not path:
-            raise ValueError("evidence_jsonl: option 'path' is required (a JSONL file; may contain {split})")
-        if answer_type not in ("number", "label", "text"):
-            raise ValueError(f"evidence_jsonl: answer_type must be number, label or text; got {answer_type!r}")
-        self.path = path
-        self.answer_type = answer_type
-        self.regime = _check_regime("evidence_jsonl", regime)
-
-    def _file(self, split: str) -> Path:
-        return Path(self.path.replace("{split}", split))
-
-    def _gold(self, row: dict, where: str) -> str:
-        raw = row.get("answer")
-        if self.answer_type == "number":
-            if isinstance(raw, int) and not isinstance(raw, bool):
-                raw = str(raw)
-            elif isinstance(raw, float) and math.isfinite(raw):
-                raw = format(Decimal(repr(raw)), "f")  # 1e-05 -> "0.00001"
-            if not isinstance(raw, str):
-                raise DataError(f"{where}: missing or non-string/number field 'answer'")
-            gold = _canon_number(raw)
-            if gold is None:
-                raise DataError(f"{where}: field 'answer' is {raw!r}, not a number (answer_type=number)")
-            return gold
-        raw = require_field(row, "answer", where)
-        gold = normalise_text(raw)
-        if gold is None:
-            raise DataError(f"{where}: field 'answer' is empty")
-        return gold
-
-    def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
-        query = require_field(row, "question", where).strip()
-        gold = self._gold(row, where)
-        concepts = _str_list(row, "concepts", where, nonempty=True)
-        related = _str_list(row, "related_docs", where, nonempty=True)
-        distractors = _str_list(row, "distractor_docs", where, nonempty=False)
-        rid = row.get("id", index)
-        if not isinstance(rid, (str, int)) or isinstance(rid, bool) or rid == "":
-            raise DataError(f"{where}: field 'id' must be a non-empty string or an integer")
-        level = row.get("level", len(concepts))
-        if not isinstance(level, int) or isinstance(level, bool) or level < 1:
-            raise DataError(f"{where}: field 'level' must be an integer >= 1, got {level!r}")
-        order = list(range(len(related) + len(distractors)))
-        random.Random(f"evidence_jsonl/{rid}").shuffle(order)  # seeded by the row, not the regime
-        meta = {"regime": self.regime, "concepts": concepts, "related_docs": related,
-                "distractor_docs": distractors, "order": order, "query": query, "source_id": rid,
-                "answer_type": self.answer_type}
-        instr = NUMBER_INSTRUCTION if self.answer_type == "number" else TEXT_INSTRUCTION
-        return Problem(id=f"evidence_jsonl/{split}/{rid}", task=self.name, split=split, level=level,
-                       question=render(query, instr, self.regime, concepts, related, distractors, order),
-                       answer=gold, meta=meta)
-
-    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
-                 seed: int = 0) -> list[Problem]:
-        """All rows of the split's file (file order), filtered by level; with ``n``, a seeded sample."""
-        path = self._file(split)
-        rows = located_rows(path, f"evidence_jsonl: {path} not found (task.options.path={self.path!r})")
-        out: list[Problem] = []
-        first: dict[str, str] = {}
-        for i, (row, where) in enumerate(rows):
-            p = self._problem(row, i, split, where)
-            if p.id in first:
-                raise DataError(f"{where}: duplicate id {p.meta['source_id']!r} (first at {first[p.id]})")
-            first[p.id] = where
-            out.append(p)
-        return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
-
-    def extract_answer(self, text: str) -> str | None:
-        boxed = last_boxed(text)
-        if self.answer_type == "number":
-            if "\\boxed" in text:  # a box is the answer, and it must hold just a number (\frac{1}{2} is not 2)
-                return _canon_number(boxed or "")
-            got = last_number(text)
-            return _canon_number(got) if got is not None else None
-        if boxed:
-            return normalise_text(boxed)
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        return normalise_text(lines[-1]) if lines else None
-
-    def verify(self, predicted: str | None, gold: str | None) -> bool:
-        if predicted is None or gold is None:
-            return False
-        if self.answer_type == "number":
-            try:
-                return Decimal(predicted) == Decimal(gold)  # canonical texts, compared by value
-            except InvalidOperation:
-                return False
-        return predicted == gold

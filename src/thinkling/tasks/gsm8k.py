@@ -1,4 +1,5 @@
-"""GSM8K from files (``../shared/data/gsm8k`` by default) or the HF hub, verified with math-verify.
+"""GSM8K from files (folder ``gsm8k`` of the data dir, see :mod:`thinkling.tasks.files`) or the HF hub,
+verified with math-verify.
 
 Gold: the text after the last ``####`` with thousands separators removed; unparseable gold is None
 (counted, never credited). Level: the number of solution steps in the reference solution
@@ -7,16 +8,16 @@ Gold: the text after the last ``####`` with thousands separators removed; unpars
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from thinkling.artifacts import DataError, iter_jsonl
+from thinkling.artifacts import DataError
 from thinkling.records import Problem
-from thinkling.tasks.base import Task, last_number, register_task
+from thinkling.tasks.base import OracleTrace, register_task
+from thinkling.tasks.extract import last_boxed, last_number
+from thinkling.tasks.files import FileTask, eval_fields
+from thinkling.tasks.mathverify import math_equal
 
-DEFAULT_DATA_DIR = "../shared/data/gsm8k"
-_BOXED = re.compile(r"\\boxed\s*\{")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE)
 _CALC = re.compile(r"<<[^>]*>>")
 
@@ -28,72 +29,48 @@ def gold_from_solution(solution: str) -> str | None:
     return raw if re.fullmatch(r"-?\d+(?:\.\d+)?", raw) else None
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}``, matching nested braces."""
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    if not starts:
-        return None
-    i = starts[-1]
-    depth = 1
-    j = i
-    while j < len(text) and depth:
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-        j += 1
-    return text[i:j - 1].strip() if depth == 0 else None
-
-
 def _level(solution: str) -> int:
     steps = len([ln for ln in solution.split("####")[0].splitlines() if ln.strip()])
     return 1 if steps <= 2 else 2 if steps <= 4 else 3
 
 
-def math_equal(pred: str, gold: str) -> bool:
-    """math-verify equivalence of two answer strings (numbers, fractions, LaTeX).
-
-    The shared implementation in :mod:`thinkling.tasks.math`: math-verify's signal-based timeouts
-    only work in the main thread, so calling math-verify directly from a worker thread raised.
-    """
-    from thinkling.tasks.math import math_equal as _math_equal  # (math.py imports this module)
-
-    return _math_equal(pred, gold)
-
-
 @register_task("gsm8k")
-class GSM8KTask(Task):
+class GSM8KTask(FileTask):
     answer_type = "number"
     levels = (1, 2, 3)
+    folder = "gsm8k"
+    env_var = "THINKLING_GSM8K_DIR"
 
-    def __init__(self, data_dir: str | None = None, source: str = "files"):
+    def __init__(self, data_dir: str | Path | None = None, source: str = "files"):
         if source not in ("files", "hub"):
             raise ValueError(f"gsm8k: source must be 'files' or 'hub', got {source!r}")
         self.source = source
-        self.data_dir = Path(data_dir or os.environ.get("THINKLING_GSM8K_DIR", DEFAULT_DATA_DIR))
+        super().__init__(data_dir)
 
-    def _rows(self, split: str) -> list[dict]:
+    def _split_records(self, split: str) -> list[dict]:
+        """The split's records (``question``, ``answer`` strings), from the file or the hub."""
         if split not in ("train", "test"):
             raise ValueError(f"gsm8k: split must be 'train' or 'test', got {split!r}")
         if self.source == "hub":  # needs network access to the HF hub
-            from datasets import load_dataset
+            from datasets import load_dataset  # heavy, and only for source=hub
 
             return list(load_dataset("openai/gsm8k", "main", split=split))
-        path = self.data_dir / f"{split}.jsonl"
-        if not path.exists():
-            raise DataError(f"gsm8k: {path} not found (set task.options.data_dir, or source=hub)")
-        rows = []
-        for i, r in enumerate(iter_jsonl(path), 1):
+        rows = self.read_rows(self.data_dir / f"{split}.jsonl", "; or source=hub")
+        for r, where in rows:
             for field in ("question", "answer"):
                 if not isinstance(r.get(field), str):
-                    raise DataError(f"{path}:{i}: missing or non-string field '{field}'")
-            rows.append(r)
-        return rows
+                    raise DataError(f"{where}: missing or non-string field '{field}'")
+        return [r for r, _ in rows]
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """The test questions, ids ``gsm8k/test/<index>`` (the problem ids)."""
+        rows = self.read_rows(self.data_dir / "test.jsonl")
+        return [(f"gsm8k/test/{i}", *eval_fields(r, where, "question")) for i, (r, where) in enumerate(rows)]
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
         out = []
-        for i, r in enumerate(self._rows(split)):
+        for i, r in enumerate(self._split_records(split)):
             lv = _level(r["answer"])
             if levels and lv not in levels:
                 continue
@@ -106,9 +83,7 @@ class GSM8KTask(Task):
                 break
         return out
 
-    def reference_trace(self, problem: Problem):
-        from thinkling.tasks.base import OracleTrace
-
+    def reference_trace(self, problem: Problem) -> OracleTrace | None:
         sol = problem.meta.get("solution")
         if not sol or problem.answer is None:
             return None

@@ -1,4 +1,5 @@
-"""Logic and multiple-choice benchmarks from files under ``../shared/data`` (see each folder's README).
+"""Logic and multiple-choice benchmarks from files (each task's folder of the data dir, see
+:mod:`thinkling.tasks.files`; each folder's README in ``../shared/data`` describes its files).
 
 Registered tasks (source files only, no hub):
 
@@ -36,39 +37,28 @@ Extraction (the final answer text; ``Task.score`` has already removed the reason
   ``"X: knave"`` statement (X capitalised); the last statement about a person counts. ``verify`` credits
   the prediction when every person of the gold assignment is named with the right role (names the gold
   does not mention, e.g. a stray "He is a knight", are ignored).
+
+Evaluation texts (:meth:`~thinkling.tasks.files.FileTask.eval_texts`, for decontamination): context and
+question of ProofWriter test, PrOntoQA dev and LogicalDeduction dev (ids: the ``id`` field), the quiz of
+every K&K test puzzle (``{N}ppl_test/{index}``) - all four templated -; FOLIO validation's premises then
+conclusion (``validation/{i}``); ARC's question and options without the fixed wording (:func:`arc_text`,
+``ARC-Challenge/{i}``, ``ARC-Easy/{i}``).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-from thinkling.artifacts import DataError, located_rows, require_field
+from thinkling.artifacts import DataError, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import Task, register_task, sample_problems
-from thinkling.tasks.gsm8k import last_boxed
+from thinkling.tasks.base import register_task, sample_problems
+from thinkling.tasks.extract import (
+    boxed_first, extract_letter, label_of, last_choice, letter_patterns, scan_labels,
+)
+from thinkling.tasks.files import FileTask, eval_fields
 
-SHARED = "../shared/data"
 LETTERS = "ABCDEFG"
 LABELS = ("True", "False", "Unknown")
-
-_LABEL_WORD = re.compile(r"\b(true|false|unknown|uncertain)\b", re.IGNORECASE)
-
-
-def _letter_patterns(letters: str) -> list[re.Pattern]:
-    L = f"[{letters}]"
-    return [
-        re.compile(rf"(?i:answer|option|choice)\s*(?:is|:|=)?\s*(?:(?i:option)\s*)?[(\[*]*({L})(?![\w])"),
-        re.compile(rf"\(({L})\)"),
-        re.compile(rf"(?<![\w(\[])({L})\)"),
-        re.compile(rf"^\W*({L})\W*$"),
-    ]
-
-
-def _read_rows(path: Path, task: str) -> list[tuple[dict, str]]:
-    """(row, "file:line") pairs of a JSONL file; bad JSON or non-objects name the line."""
-    return located_rows(path, f"{task}: {path} not found (set task.options.data_dir or the env override)")
 
 
 def _str_list(row: dict, name: str, where: str) -> list[str]:
@@ -89,16 +79,12 @@ def _options(row: dict, where: str) -> list[tuple[str, str]]:
     return out
 
 
-class _FileTask(Task):
-    """Shared: data_dir option + env override, split -> file mapping, seeded sampling."""
+class _LogicTask(FileTask):
+    """Shared: split -> file mapping, seeded sampling, evaluation texts of the Logic-LM row format."""
 
-    folder = ""
-    env_var = ""
     split_files: dict[str, str] = {}
     split_note = ""
-
-    def __init__(self, data_dir: str | None = None):
-        self.data_dir = Path(data_dir or os.environ.get(self.env_var, f"{SHARED}/{self.folder}"))
+    eval_split = "test"  # the split decontamination checks against
 
     def _file_split(self, split: str) -> str:
         if split not in self.split_files:
@@ -112,8 +98,17 @@ class _FileTask(Task):
 
     def _load(self, split: str, levels: list[int] | None) -> list[Problem]:
         fs = self._file_split(split)
-        rows = _read_rows(self.data_dir / f"{fs}.jsonl", self.name)
+        rows = self.read_rows(self.data_dir / f"{fs}.jsonl")
         return [self._problem(r, i, split, fs, where) for i, (r, where) in enumerate(rows)]
+
+    def _eval_item(self, row: dict, index: int, where: str) -> tuple[str, str]:
+        """Logic-LM rows: context and question, answer options left out (same puzzle, same item)."""
+        rid, context, question = eval_fields(row, where, "id", "context", "question")
+        return rid, f"{context}\n{question}"
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        rows = self.read_rows(self.data_dir / f"{self._file_split(self.eval_split)}.jsonl")
+        return [self._eval_item(r, i, where) for i, (r, where) in enumerate(rows)]
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
@@ -123,54 +118,16 @@ class _FileTask(Task):
         return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
 
-# ----------------------------------------------------------------------------- extraction
-
-
-def extract_letter(text: str, patterns: list[re.Pattern]) -> str | None:
-    """An option letter: from a ``\\boxed{}`` when one parses, else the last explicit mention."""
-    boxed = last_boxed(text)
-    if boxed:
-        got = _last_choice(boxed, patterns, lambda m: m.group(1))
-        if got is not None:
-            return got
-    return _last_choice(text, patterns, lambda m: m.group(1))
-
-
-def _last_choice(text: str, patterns: list[re.Pattern], to_answer) -> str | None:
-    best: tuple[int, str] | None = None
-    for pat in patterns:
-        for m in pat.finditer(text):
-            a = to_answer(m)
-            if a is not None and (best is None or m.start(1) >= best[0]):
-                best = (m.start(1), a)
-    return best[1] if best else None
-
-
-class _LabelTask(_FileTask):
+class _LabelTask(_LogicTask):
     answer_type = "label"
     labels: tuple[str, ...] = LABELS
     letters = "ABC"
     instruction = "Answer with True, False or Unknown."
 
-    def _scan(self, text: str) -> str | None:
-        letter_to_label = dict(zip(self.letters, self.labels))
-
-        def to_answer(m: re.Match) -> str | None:
-            s = m.group(1)
-            if s in letter_to_label:
-                return letter_to_label[s]
-            s = s.lower()
-            return {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}.get(s)
-
-        return _last_choice(text, [_LABEL_WORD, *_letter_patterns(self.letters)], to_answer)
-
     def extract_answer(self, text: str) -> str | None:
-        boxed = last_boxed(text)
-        if boxed:
-            got = self._scan(boxed)
-            if got is not None:
-                return got
-        return self._scan(text)
+        """The last label word or shown option letter; a ``\\boxed{}`` holding one wins."""
+        letter_to_label = dict(zip(self.letters, self.labels))
+        return boxed_first(text, lambda t: scan_labels(t, letter_to_label))
 
     def _render(self, context: str, question: str, options: list[tuple[str, str]]) -> str:
         opts = "\n".join(f"{k}) {v}" for k, v in options)
@@ -196,8 +153,8 @@ class ProofWriterTask(_LabelTask):
     group = "deductive"
     folder = "proofwriter"
     env_var = "THINKLING_PROOFWRITER_DIR"
+    templated = True
     split_files = {"train": "train", "dev": "dev", "test": "test"}
-
 
 
 @register_task("prontoqa")
@@ -207,6 +164,7 @@ class ProntoQATask(_LabelTask):
     group = "deductive"
     folder = "prontoqa"
     env_var = "THINKLING_PRONTOQA_DIR"
+    templated = True
     labels = ("True", "False")
     letters = "AB"
     instruction = "Answer with True or False."
@@ -223,7 +181,7 @@ class FolioTask(_LabelTask):
     env_var = "THINKLING_FOLIO_DIR"
     split_files = {"train": "folio-train", "validation": "folio-validation", "test": "folio-validation"}
     split_note = "'test' maps to folio-validation.jsonl; the official test set is unreleased"
-    letters = ""
+    letters = ""  # no letters are shown for FOLIO: only label words count
 
     def _render_folio(self, premises: list[str], conclusion: str) -> str:
         prem = "\n".join(f"- {p.strip()}" for p in premises)
@@ -235,27 +193,24 @@ class FolioTask(_LabelTask):
         premises = _str_list(row, "premises", where)
         conclusion = require_field(row, "conclusion", where)
         raw = require_field(row, "label", where)
-        gold = {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}.get(
-            raw.strip().lower())
+        gold = label_of(raw.strip())
         meta = {"story_id": row.get("story_id"), "example_id": row.get("example_id"), "label": raw}
         return Problem(id=f"{self.name}/{file_split}/{index}", task=self.name, split=split, level=1,
                        question=self._render_folio(premises, conclusion), answer=gold, meta=meta)
 
-    def _scan(self, text: str) -> str | None:  # no letters are shown for FOLIO
-        def to_answer(m):
-            s = m.group(1).lower()
-            return "Unknown" if s == "uncertain" else s.capitalize()
-
-        return _last_choice(text, [_LABEL_WORD], to_answer)
+    def _eval_item(self, row: dict, index: int, where: str) -> tuple[str, str]:
+        """Premises then conclusion, ids ``validation/<index>``."""
+        premises, conclusion = eval_fields(row, where, "premises", "conclusion")
+        return f"validation/{index}", " ".join([*premises, conclusion])
 
 
-class _ChoiceTask(_FileTask):
+class _ChoiceTask(_LogicTask):
     answer_type = "choice"
     letters = LETTERS
     instruction = "Answer with the letter of the correct option."
 
     def extract_answer(self, text: str) -> str | None:
-        return extract_letter(text, _letter_patterns(self.letters))
+        return extract_letter(text, letter_patterns(self.letters))
 
 
 @register_task("logical_deduction")
@@ -265,9 +220,11 @@ class LogicalDeductionTask(_ChoiceTask):
     group = "deductive"
     folder = "logical_deduction"
     env_var = "THINKLING_LOGICAL_DEDUCTION_DIR"
+    templated = True
     levels = (3, 5, 7)
     split_files = {"train": "train", "dev": "dev"}
     split_note = "Logic-LM reports dev as its test set"
+    eval_split = "dev"
 
     def _problem(self, row, index, split, file_split, where):
         context = require_field(row, "context", where)
@@ -285,6 +242,14 @@ _ARC = re.compile(r"^(?:Please choose the correct answer to the question:\s*)?(?
                   r"(?P<opts>Answer1:.*?)\s*(?:Answer format:.*)?$", re.DOTALL)
 _ARC_OPT = re.compile(r"Answer(\d+):\s*")
 _ARC_GOLD = re.compile(r"\s*answer(\d+)\s*", re.IGNORECASE)
+_ARC_PREFIX = re.compile(r"^\s*Please choose the correct answer to the question:\s*")
+_ARC_FORMAT = re.compile(r"\n\s*Answer format:.*$", re.DOTALL)
+_ARC_LABEL = re.compile(r"\bAnswer\d+:\s*")
+
+
+def arc_text(instruction: str) -> str:
+    """Question and options of an LLM-Adapters ARC instruction, without its fixed wording."""
+    return _ARC_LABEL.sub(" ", _ARC_FORMAT.sub("", _ARC_PREFIX.sub("", instruction))).strip()
 
 
 class _ArcTask(_ChoiceTask):
@@ -298,22 +263,23 @@ class _ArcTask(_ChoiceTask):
 
     def _load(self, split, levels):
         self._file_split(split)
-        rows = _read_rows(self.data_dir / f"{self.file}_test.jsonl", self.name)
+        rows = self.read_rows(self.data_dir / f"{self.file}_test.jsonl")
         return [self._problem(r, i, split, "test", where) for i, (r, where) in enumerate(rows)]
 
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """Question and options of each instruction (:func:`arc_text`), ids ``<file>/<index>``."""
+        rows = self.read_rows(self.data_dir / f"{self.file}_test.jsonl")
+        return [(f"{self.file}/{i}", arc_text(*eval_fields(r, where, "instruction")))
+                for i, (r, where) in enumerate(rows)]
+
     def extract_answer(self, text: str) -> str | None:
-        pats = [*_letter_patterns(self.letters), re.compile(r"(?i:answer)\s*([1-5])\b")]
+        pats = [*letter_patterns(self.letters), re.compile(r"(?i:answer)\s*([1-5])\b")]
 
         def to_answer(m):
             s = m.group(1)
             return LETTERS[int(s) - 1] if s.isdigit() else s
 
-        boxed = last_boxed(text)
-        if boxed:
-            got = _last_choice(boxed, pats, to_answer)
-            if got is not None:
-                return got
-        return _last_choice(text, pats, to_answer)
+        return boxed_first(text, lambda t: last_choice(t, pats, to_answer))
 
     def _problem(self, row, index, split, file_split, where):
         instr = require_field(row, "instruction", where)
@@ -378,13 +344,14 @@ def kk_parse(text: str) -> dict[str, str]:
 
 
 @register_task("knights_and_knaves")
-class KnightsAndKnavesTask(_FileTask):
+class KnightsAndKnavesTask(_LogicTask):
     """K&K puzzles (Logic-RL copy), 3-7 people; level = number of people."""
 
     answer_type = "assignment"
     group = "deductive"
     folder = "knights_and_knaves"
     env_var = "THINKLING_KK_DIR"
+    templated = True
     levels = (3, 4, 5, 6, 7)
     split_files = {"train": "train", "test": "test"}
     instruction = ("Give your final answer as one statement per person, in the form "
@@ -396,10 +363,19 @@ class KnightsAndKnavesTask(_FileTask):
         for lv in self.levels:
             if levels and lv not in levels:
                 continue
-            rows = _read_rows(self.data_dir / f"{lv}ppl_{fs}.jsonl", self.name)
+            rows = self.read_rows(self.data_dir / f"{lv}ppl_{fs}.jsonl")
             for i, (r, where) in enumerate(rows):
                 out.append(self._problem(r, i, split, fs, where, lv))
         return out
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """The quiz of every test puzzle, 3 to 7 people, ids ``<N>ppl_test/<index field>``."""
+        items = []
+        for lv in self.levels:
+            for r, where in self.read_rows(self.data_dir / f"{lv}ppl_test.jsonl"):
+                quiz, index = eval_fields(r, where, "quiz", "index")
+                items.append((f"{lv}ppl_test/{index}", quiz))
+        return items
 
     def _problem(self, row, index, split, file_split, where, level=0):
         quiz = require_field(row, "quiz", where)

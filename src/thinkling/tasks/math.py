@@ -1,4 +1,5 @@
-"""MATH, MATH-500, AIME 2024/2025 and AMC 2023 from files (``../shared/data/<task>``) or the HF hub.
+"""MATH, MATH-500, AIME 2024/2025 and AMC 2023 from files (folder ``<task>`` of the data dir, see
+:mod:`thinkling.tasks.files`) or the HF hub.
 
 All are test sets: MATH-500 is a subset of the 5,000-problem MATH test set (Hendrycks et al.); the
 competition tasks ``aime24``, ``aime25`` (30 problems each) and ``amc23`` (40) have one numeric answer
@@ -9,242 +10,28 @@ matched); the competitions' ``answer`` written as a plain number (AIME 2024's ``
 AMC's ``27.0`` -> ``27``). Empty or missing gold is None: counted, never credited. Level: MATH's 1-5;
 the competition files carry no difficulty, so their only level is 1.
 
-Verification (:func:`math_equal`): equal after a light, meaning-preserving normalisation
-(:func:`canonical`: ``\\left``/``\\right``, spacing, ``\\dfrac``, ``^\\circ``, ``\\%``, ``\\text{}``
-wrappers), else math-verify (sympy equivalence). math-verify's timeouts use ``SIGALRM``, which only
-works in the main thread: there we pass them through; a call from any other thread is answered by a
-verifier process of that thread (math-verify in its main thread, killed if it overruns). A timeout or
-an error is "not verified", never a crash, and is counted in :data:`verifier_events`. The competition
-tasks first compare plain numbers as numbers (:func:`plain_number`: ``25``, ``025`` and ``25.0`` are one
-answer), and only answers that are not plain numbers go to :func:`math_equal`.
+Verification: :func:`~thinkling.tasks.mathverify.math_equal` (a light normalisation, else math-verify
+with timeouts, safe in any thread; see :mod:`thinkling.tasks.mathverify`). The competition tasks first
+compare plain numbers as numbers (:func:`plain_number`: ``25``, ``025`` and ``25.0`` are one answer), and
+only answers that are not plain numbers go to ``math_equal``.
+
+Evaluation texts (:meth:`~thinkling.tasks.files.FileTask.eval_texts`, for decontamination): the
+``problem`` of every record of ``test.jsonl``, ids MATH-500's ``unique_id``, MATH's ``test/{idx}``, the
+competitions' ``id``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import os
 import re
-import select
-import subprocess
-import sys
-import threading
-import weakref
-from collections import Counter
-from itertools import product
 from pathlib import Path
 
-from thinkling.artifacts import DataError, located_rows, require_field
+from thinkling.artifacts import DataError, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, Task, last_number, register_task, sample_problems
-from thinkling.tasks.gsm8k import last_boxed
-
-log = logging.getLogger(__name__)
-
-VERIFY_TIMEOUT_S = 5
-"""Seconds math-verify may spend on one parse or one comparison (whole seconds: ``signal.alarm``)."""
-
-verifier_events: Counter[str] = Counter()
-"""Process-wide counts of verifier calls that ended in a timeout or an error (and so were not
-credited): ``parse_timeout``, ``parse_error``, ``verify_timeout``, ``verify_error``, and off the main
-thread ``worker_timeout``, ``worker_died``, ``worker_start_failed``."""
-
-
-# ----------------------------------------------------------------------------- normalisation
-
-
-_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
-_LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![A-Za-z])")
-_SPACING = re.compile(r"\\[!,;:> ]|\\q?quad(?![A-Za-z])|~")
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
-_DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
-
-
-def strip_math_delimiters(s: str) -> str:
-    """``$x$``, ``$$x$$``, ``\\(x\\)``, ``\\[x\\]`` -> ``x`` (whole-string delimiters only)."""
-    s = s.strip()
-    for open_, close in _DELIMS:
-        if len(s) > len(open_) + len(close) and s.startswith(open_) and s.endswith(close):
-            return s[len(open_):-len(close)].strip()
-    return s
-
-
-def canonical(s: str) -> str:
-    """A light normal form of a LaTeX answer for exact comparison; every step keeps the meaning.
-
-    Removes math delimiters, ``\\left``/``\\right``, LaTeX spacing, ``^\\circ``, ``\\$``, ``\\%``,
-    ``\\text{...}``-style wrappers, all whitespace and trailing full stops; ``\\dfrac``/``\\tfrac``
-    become ``\\frac``. Anything subtler (``0.5`` vs ``\\frac12``, ``x=3`` vs ``3``) is math-verify's job.
-    """
-    s = strip_math_delimiters(s)
-    s = _LEFT_RIGHT.sub("", s)
-    s = _SPACING.sub("", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    s = _DEGREES.sub("", s)
-    s = s.replace("\\$", "").replace("\\%", "").replace("%", "")
-    prev = None
-    while prev != s:
-        prev, s = s, _TEXT_WRAP.sub(r"\1", s)
-    s = re.sub(r"\s+", "", s)
-    return s.rstrip(".")
-
-
-# ----------------------------------------------------------------------------- math-verify, safely
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _mv_equal(pred: str, gold: str, timeout: int | None) -> bool:
-    """math-verify on two answer strings; timeouts (seconds, or None = off) and errors -> False."""
-    from math_verify import parse, verify
-    from math_verify.errors import TimeoutException
-
-    parsed = []
-    for s in (gold, pred):
-        try:
-            p = parse(f"${s}$", parsing_timeout=timeout, raise_on_error=True)
-        except TimeoutException:
-            verifier_events["parse_timeout"] += 1
-            log.warning("math-verify: parse timed out after %ss: %.200s", timeout, s)
-            return False
-        except Exception as e:  # noqa: BLE001 - counted and reported; a bad answer is not a crash
-            verifier_events["parse_error"] += 1
-            log.warning("math-verify: parse failed (%s: %s): %.200s", type(e).__name__, e, s)
-            return False
-        if not p:
-            return False
-        parsed.append(p)
-    # Pair by pair (as math-verify's own verify does), so an error in one pair does not hide a match
-    # in another, and timeouts are counted here rather than only logged by math-verify.
-    for g, p in product(*parsed):
-        try:
-            if verify(g, p, timeout_seconds=timeout, raise_on_error=True):
-                return True
-        except TimeoutException:
-            verifier_events["verify_timeout"] += 1
-            log.warning("math-verify: comparison timed out after %ss: %.200s vs gold %.200s", timeout, pred, gold)
-        except Exception:  # noqa: BLE001 - counted; this pair is simply not a match
-            verifier_events["verify_error"] += 1
-    return False
-
-
-def math_equal(pred: str, gold: str, timeout: int = VERIFY_TIMEOUT_S) -> bool:
-    """True when ``pred`` and ``gold`` (LaTeX or plain answer strings) are the same answer.
-
-    Equal canonical forms are a match; otherwise math-verify decides. Never raises: timeouts and
-    errors are "not verified" and counted in :data:`verifier_events`. Safe in any thread.
-    """
-    if not pred or not gold:
-        return False
-    cp, cg = canonical(pred), canonical(gold)
-    if cp and cp == cg:
-        return True
-    if _in_main_thread():
-        return _mv_equal(pred, gold, timeout)
-    return _thread_worker().equal(pred, gold, timeout)
-
-
-# Off the main thread SIGALRM is unavailable, and no thread can stop another: sympy's big-integer
-# powers (``2^{2^{40}}``) run in C holding the GIL, so a watchdog thread would hang with them. Each
-# calling thread therefore gets its own verifier process, where math-verify runs in the main thread
-# with its own timeouts; if it still overruns its budget it is killed and restarted on next use.
-
-_WORKER_START_S = 120  # a fresh interpreter importing sympy and math-verify (slow on a busy machine)
-_local = threading.local()
-
-
-def _serve() -> None:
-    """The verifier process: JSON lines ``[pred, gold, timeout]`` in, ``[credited, events]`` out."""
-    import math_verify  # noqa: F401  (imported before "ready", so start-up is not charged to a call)
-
-    out = sys.stdout
-    sys.stdout = sys.stderr  # nothing but replies on the reply channel
-    out.write('"ready"\n')
-    out.flush()
-    for line in sys.stdin:
-        pred, gold, timeout = json.loads(line)
-        before = Counter(verifier_events)
-        ok = _mv_equal(pred, gold, timeout)
-        out.write(json.dumps([ok, dict(verifier_events - before)]) + "\n")
-        out.flush()
-
-
-def _reap(proc: subprocess.Popen) -> None:
-    proc.kill()
-    proc.wait()
-    for f in (proc.stdin, proc.stdout):
-        f.close()
-
-
-class _VerifierProcess:
-    """One child interpreter running :func:`_serve` (a plain subprocess: nothing of the caller's
-    ``__main__`` is re-run, unlike multiprocessing's spawn)."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
-        self._finalizer = None
-
-    def _readline(self, seconds: float) -> str | None:
-        ready, _, _ = select.select([self.proc.stdout], [], [], seconds)
-        return self.proc.stdout.readline() if ready else None
-
-    def _start(self) -> bool:
-        src = str(Path(__file__).resolve().parents[2])  # the directory holding the thinkling package
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from thinkling.tasks.math import _serve; _serve()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-        )
-        # when the calling thread ends (its thread-local is dropped) or the interpreter exits
-        self._finalizer = weakref.finalize(self, _reap, self.proc)
-        if (self._readline(_WORKER_START_S) or "").strip() == '"ready"':
-            return True
-        self.stop()
-        return False
-
-    def stop(self) -> None:
-        if self._finalizer is not None:
-            self._finalizer()  # kills and reaps self.proc, once
-        self.proc = self._finalizer = None
-
-    def equal(self, pred: str, gold: str, timeout: int, budget: float | None = None) -> bool:
-        """``budget``: seconds to wait for the answer (default: 2 parses + 1 comparison + 2 s)."""
-        if (self.proc is None or self.proc.poll() is not None) and not self._start():
-            verifier_events["worker_start_failed"] += 1
-            log.warning("math-verify: the verifier process did not start; %.200s not verified", pred)
-            return False
-        budget = 3 * timeout + 2 if budget is None else budget
-        try:
-            self.proc.stdin.write(json.dumps([pred, gold, timeout]) + "\n")
-            self.proc.stdin.flush()
-            line = self._readline(budget)
-        except OSError:  # the child died (e.g. out of memory): restart on next use
-            line = ""
-        if line is None:
-            verifier_events["worker_timeout"] += 1
-            log.warning("math-verify: killed the verifier process after %ss: %.200s vs gold %.200s",
-                        budget, pred, gold)
-            self.stop()
-            return False
-        if not line:
-            verifier_events["worker_died"] += 1
-            log.warning("math-verify: the verifier process died on %.200s vs gold %.200s", pred, gold)
-            self.stop()
-            return False
-        ok, events = json.loads(line)
-        verifier_events.update(events)
-        return bool(ok)
-
-
-def _thread_worker() -> _VerifierProcess:
-    w = getattr(_local, "worker", None)
-    if w is None:
-        w = _local.worker = _VerifierProcess()
-    return w
-
+from thinkling.tasks.base import OracleTrace, register_task, sample_problems
+from thinkling.tasks.extract import last_boxed, last_number
+from thinkling.tasks.files import FileTask, eval_fields
+from thinkling.tasks.mathverify import TEXT_WRAP, canonical, math_equal, strip_math_delimiters
 
 # ----------------------------------------------------------------------------- extraction
 
@@ -255,7 +42,7 @@ _INLINE_MATH = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|
                           re.DOTALL)
 _LATEX_MARK = re.compile(r"[\\$^_{}]")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a run of letters that is not a \command
-_NOT_WORDS = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}|" + _TEXT_WRAP.pattern)  # LaTeX, not prose
+_NOT_WORDS = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}|" + TEXT_WRAP.pattern)  # LaTeX, not prose
 
 
 def _answer_is(text: str) -> str | None:
@@ -312,27 +99,32 @@ def plain_number(s: str) -> str | None:
 # ----------------------------------------------------------------------------- tasks
 
 
-class _MathFileTask(Task):
+class _MathFileTask(FileTask):
     """Shared by MATH and MATH-500: rows -> problems, extraction and verification."""
 
     answer_type = "latex"
     levels = (1, 2, 3, 4, 5)
-    env_var = ""
-    default_dir = ""
     hub_splits: tuple[str, ...] = ("test",)
 
-    def __init__(self, data_dir: str | None = None, source: str = "files"):
+    def __init__(self, data_dir: str | Path | None = None, source: str = "files"):
         if source not in ("files", "hub"):
             raise ValueError(f"{self.name}: source must be 'files' or 'hub', got {source!r}")
         self.source = source
-        self.data_dir = Path(data_dir or os.environ.get(self.env_var, self.default_dir))
+        super().__init__(data_dir)
 
-    # subclasses: where rows come from and what one row means
+    # subclasses: where rows come from, what one row means, and its evaluation text
     def _hub_rows(self, split: str) -> list[dict]:
         raise NotImplementedError
 
     def _problem(self, row: dict, index: int, split: str, where: str) -> Problem:
         raise NotImplementedError
+
+    def _eval_item(self, row: dict, where: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """The problem texts of ``test.jsonl`` (from the files, whatever ``source`` says)."""
+        return [self._eval_item(r, where) for r, where in self.read_rows(self.data_dir / "test.jsonl")]
 
     def _check_split(self, split: str) -> None:
         allowed = self.hub_splits if self.source == "hub" else ("test",)
@@ -345,20 +137,18 @@ class _MathFileTask(Task):
             msg += f"; {', '.join(map(repr, extra))} is only on the hub (task.options.source=hub)"
         raise ValueError(msg)
 
-    def _rows(self, split: str) -> list[tuple[dict, str]]:
-        """(row, "file:line" or "hub:index") pairs; missing fields are errors naming the line."""
+    def _located_split_rows(self, split: str) -> list[tuple[dict, str]]:
+        """(row, "file:line" or "hub:index") pairs of a split; missing fields are errors naming the line."""
         self._check_split(split)
         if self.source == "hub":
             return [(r, f"hub:{self.name}/{split}:{i}") for i, r in enumerate(self._hub_rows(split))]
-        path = self.data_dir / f"{split}.jsonl"
-        return located_rows(path, f"{self.name}: {path} not found (set task.options.data_dir or "
-                                  f"{self.env_var}, or source=hub)")
+        return self.read_rows(self.data_dir / f"{split}.jsonl", "; or source=hub")
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
         """All problems of ``split`` (file order), filtered by level; with ``n``, a seeded sample of
         ``n`` of them, still in file order (the files are sorted by subject, so a prefix would not do)."""
-        out = [self._problem(r, i, split, where) for i, (r, where) in enumerate(self._rows(split))]
+        out = [self._problem(r, i, split, where) for i, (r, where) in enumerate(self._located_split_rows(split))]
         return sample_problems(out, f"{self.name}/{split}", n, levels, seed)
 
     def extract_answer(self, text: str) -> str | None:
@@ -386,11 +176,11 @@ def _level(v: int, where: str) -> int:
 class Math500Task(_MathFileTask):
     """MATH-500 (the PRM800K 500-problem test subset of MATH); gold is the ``answer`` field."""
 
+    folder = "math500"
     env_var = "THINKLING_MATH500_DIR"
-    default_dir = "../shared/data/math500"
 
     def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
-        from datasets import load_dataset
+        from datasets import load_dataset  # heavy, and only for source=hub
 
         return list(load_dataset("HuggingFaceH4/MATH-500", split=split))
 
@@ -407,6 +197,10 @@ class Math500Task(_MathFileTask):
             meta={"subject": require_field(row, "subject", where), "unique_id": uid, "solution": solution},
         )
 
+    def _eval_item(self, row: dict, where: str) -> tuple[str, str]:
+        problem, uid = eval_fields(row, where, "problem", "unique_id")
+        return f"{uid}", problem
+
 
 _MATH_HUB_CONFIGS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                      "number_theory", "prealgebra", "precalculus")
@@ -416,12 +210,12 @@ _MATH_HUB_CONFIGS = ("algebra", "counting_and_probability", "geometry", "interme
 class MathTask(_MathFileTask):
     """The full MATH test set (5,000 problems); gold is the last ``\\boxed{}`` of the solution."""
 
+    folder = "math"
     env_var = "THINKLING_MATH_DIR"
-    default_dir = "../shared/data/math"
     hub_splits = ("test", "train")
 
     def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
-        from datasets import load_dataset
+        from datasets import load_dataset  # heavy, and only for source=hub
 
         rows: list[dict] = []
         for cfg in _MATH_HUB_CONFIGS:  # the same subject order as the shared file
@@ -442,6 +236,10 @@ class MathTask(_MathFileTask):
             question=question, answer=gold or None,
             meta={"subject": require_field(row, "type", where), "idx": idx, "solution": solution},
         )
+
+    def _eval_item(self, row: dict, where: str) -> tuple[str, str]:
+        problem, idx = eval_fields(row, where, "problem", "idx")
+        return f"test/{idx}", problem
 
 
 # ----------------------------------------------------------------------------- competitions
@@ -471,7 +269,7 @@ class _CompetitionTask(_MathFileTask):
     hub_split = "test"  # the hub's name for the one split
 
     def _hub_rows(self, split: str) -> list[dict]:  # needs network access to the HF hub
-        from datasets import load_dataset
+        from datasets import load_dataset  # heavy, and only for source=hub
 
         return list(load_dataset(self.hub_id, split=self.hub_split))
 
@@ -481,6 +279,10 @@ class _CompetitionTask(_MathFileTask):
         return Problem(id=f"{self.name}/{split}/{row.get('id', index)}", task=self.name, split=split,
                        level=1, question=question, answer=_competition_gold(row.get("answer"), where),
                        meta=meta)
+
+    def _eval_item(self, row: dict, where: str) -> tuple[str, str]:
+        problem, pid = eval_fields(row, where, "problem", "id")
+        return f"{pid}", problem
 
     def verify(self, predicted: str | None, gold: str | None) -> bool:
         if predicted is None or gold is None:
@@ -496,8 +298,8 @@ class Aime24Task(_CompetitionTask):
     """AIME 2024 I and II; gold ``answer`` is a zero-padded string (``"025"``), read as ``25``.
     Each record has an AoPS solution, so :meth:`reference_trace` works."""
 
+    folder = "aime24"
     env_var = "THINKLING_AIME24_DIR"
-    default_dir = "../shared/data/aime24"
     hub_id = "HuggingFaceH4/aime_2024"
     hub_split = "train"  # its only split (the 30 problems)
 
@@ -506,8 +308,8 @@ class Aime24Task(_CompetitionTask):
 class Aime25Task(_CompetitionTask):
     """AIME 2025 I (records 0-14) and II (15-29); gold ``answer`` is an int. No solutions."""
 
+    folder = "aime25"
     env_var = "THINKLING_AIME25_DIR"
-    default_dir = "../shared/data/aime25"
     hub_id = "math-ai/aime25"
 
 
@@ -515,8 +317,8 @@ class Aime25Task(_CompetitionTask):
 class Amc23Task(_CompetitionTask):
     """AMC 12 2023 without its multiple-choice options; gold ``answer`` is a float (``27.0`` -> ``27``)."""
 
+    folder = "amc23"
     env_var = "THINKLING_AMC23_DIR"
-    default_dir = "../shared/data/amc23"
     hub_id = "math-ai/amc23"
 
     def _hub_rows(self, split: str) -> list[dict]:  # the hub copy may name the text only ``question``

@@ -14,12 +14,13 @@ of the question text, as for the arithmetic family.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
+from functools import partial
 
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
+from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
 
 NAMES = ("Wren", "Tobi", "Alex", "Rina", "Max", "Sam", "Polly", "Fae", "Jude", "Nico", "Stella", "Rex")
 CATEGORIES = (
@@ -39,10 +40,6 @@ SUMMARY = ("So, following the rules from {x}, the answer is {ans}.", "Putting it
 
 
 _WORD = re.compile(r"[a-z]+")
-
-
-def _bucket(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
 
 
 @register_task("rules")
@@ -82,26 +79,15 @@ class RulesTask(SyntheticTask):
 
     def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
                  seed: int = 0) -> list[Problem]:
-        if split not in ("train", "test"):
-            raise ValueError(f"rules: split must be 'train' or 'test', got {split!r}")
-        n = 100 if n is None else n
+        check_split(self.name, split)
+        n = DEFAULT_N if n is None else n
         out: list[Problem] = []
         for level in levels or self.levels:
             if not 1 <= level <= (len(CATEGORIES) - 1) // 2:
                 raise ValueError(f"rules: level must be in 1..{(len(CATEGORIES) - 1) // 2}, got {level}")
-            rng = random.Random(f"rules/{split}/{level}/{seed}")
-            seen: set[str] = set()
-            attempts = 0
-            while len(seen) < n:
-                attempts += 1
-                if attempts > 50 * n + 10_000:
-                    raise ValueError(f"rules: cannot draw {n} distinct {split} problems at level {level}")
-                q, meta = self._make(rng, level)
-                if (split == "test") != (_bucket(q) == 0) or q in seen:
-                    continue
-                seen.add(q)
-                out.append(Problem(id=f"rules/{split}/L{level}/{seed}-{len(seen) - 1}", task=self.name, split=split,
-                                   level=level, question=q, answer="True" if meta["positive"] else "False", meta=meta))
+            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), n)
+            out += [Problem(id=pid, task=self.name, split=split, level=level, question=q,
+                            answer="True" if meta["positive"] else "False", meta=meta) for pid, (q, meta) in drawn]
         return out
 
     def extract_answer(self, text: str) -> str | None:

@@ -1,26 +1,48 @@
-"""Which task (and which slice of it) a stage works on."""
+"""Which task (and which slice of it) a stage works on.
+
+Light to import: the task modules are not imported here. ``name`` is checked against the task registry
+when a config is loaded (an unknown name is an error that lists the registered ones), and its description
+(``--help``) gets the registered names once :mod:`thinkling.tasks` has imported every task module
+(:func:`describe_registered_tasks`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from thinkling.config import StageConfig
+from thinkling.tasks.base import TASKS, get_task
+
+
+NAME_HELP = ("task name, one of the registered tasks (thinkling.tasks.task_names(); an unknown name is an "
+             "error that lists them; the README's task table describes each)")
 
 
 class TaskSpec(StageConfig):
-    name: str = Field("arithmetic", description="task name (registry): arithmetic, rules, abduction, induction, gsm8k, math500, math, aime24, aime25, amc23, proofwriter, prontoqa, folio, logical_deduction, knights_and_knaves, arc_challenge, arc_easy, evidence, evidence_jsonl (document-grounded; option regime), jsonl (your own JSONL benchmark; options path, answer_type)")
+    name: str = Field("arithmetic", description=NAME_HELP)
     options: dict[str, Any] = Field(default_factory=dict, description="task constructor options (e.g. data_dir for gsm8k)")
     split: str = Field("train", description="split to draw problems from")
     n: int | None = Field(None, ge=1, description="problems per level (synthetic) or in total (file tasks); None = default/all")
     levels: list[int] | None = Field(None, description="difficulty levels to include (None = all)")
     seed: int = Field(0, description="seed for synthetic problem draws")
 
-    def build(self):
-        from thinkling.tasks import get_task
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in TASKS:
+            raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS.names())}")
+        return name
 
+    def build(self):
         return get_task(self.name, **self.options)
 
     def problems(self):
         return self.build().problems(self.split, n=self.n, levels=self.levels, seed=self.seed)
+
+
+def describe_registered_tasks() -> None:
+    """List the registered task names in the description of :attr:`TaskSpec.name` (what ``--help``
+    shows); :mod:`thinkling.tasks` calls this once every task module has registered its tasks."""
+    TaskSpec.model_fields["name"].description = f"{NAME_HELP}: {', '.join(TASKS.names())}"

@@ -14,7 +14,7 @@ Options (constructor keywords):
     never ``2``) - else the last number of the text; thousands separators are removed and numbers are
     compared by value (``3`` == ``3.0``);
   - ``math``: gold is a LaTeX or plain answer; extraction and verifier are MATH's
-    (:func:`~thinkling.tasks.math.extract_math_answer`, :func:`~thinkling.tasks.math.math_equal`);
+    (:func:`~thinkling.tasks.math.extract_math_answer`, :func:`~thinkling.tasks.mathverify.math_equal`);
   - ``choice``: the problem's options are shown as lettered lines ``A) ...``; gold is the letter, the
     0-based index (a JSON int) or the exact text of an option, stored as the letter (a gold that is an
     option letter is read as the letter). The prediction is the last explicit letter mention
@@ -50,10 +50,10 @@ from pathlib import Path
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
-from thinkling.tasks.base import Task, last_number, register_task, sample_problems
-from thinkling.tasks.gsm8k import last_boxed
-from thinkling.tasks.logic import _last_choice, _letter_patterns
-from thinkling.tasks.math import canonical, extract_math_answer, math_equal, plain_number
+from thinkling.tasks.base import Task, register_task, sample_problems
+from thinkling.tasks.extract import boxed_first, last_boxed, last_choice, last_number, letter_patterns
+from thinkling.tasks.math import extract_math_answer, plain_number
+from thinkling.tasks.mathverify import canonical, math_equal
 
 ANSWER_TYPES = ("number", "label", "math", "choice")
 LETTERS = string.ascii_uppercase
@@ -113,7 +113,8 @@ class JsonlTask(Task):
             raise ValueError(f"jsonl: labels must differ other than in case, got {labels!r}")
         return tuple(x.strip() for x in labels)
 
-    def _rows(self, split: str) -> list[tuple[dict, str]]:
+    def _split_file_rows(self, split: str) -> list[tuple[dict, str]]:
+        """(row, "file:line") pairs of the split's file (``{split}`` in the path replaced); none is an error."""
         file = Path(self.path.replace("{split}", split))
         which = f"split {split!r} of " if "{split}" in self.path else ""
         rows = located_rows(file, f"jsonl: {file} not found ({which}task.options.path={self.path!r})")
@@ -140,7 +141,7 @@ class JsonlTask(Task):
     def labels(self) -> tuple[str, ...]:
         """The label set: the option, or the gold values of the (one) file, read once."""
         if self._labels is None:
-            self._labels = self._file_labels(self._rows(""))
+            self._labels = self._file_labels(self._split_file_rows(""))
         return self._labels
 
     def _file_labels(self, rows: list[tuple[dict, str]]) -> tuple[str, ...]:
@@ -217,7 +218,7 @@ class JsonlTask(Task):
                  seed: int = 0) -> list[Problem]:
         """All problems of ``split`` (file order), filtered by level; with ``n``, a seeded sample of
         ``n`` of them, kept in file order."""
-        rows = self._rows(split)
+        rows = self._split_file_rows(split)
         if self.answer_type == "label" and self._labels is None:
             self._labels = self._file_labels(rows)
         out, seen = [], {}
@@ -243,7 +244,7 @@ class JsonlTask(Task):
             found = last_number(text)
             return plain_number(found) if found else None
         if kind == "choice":
-            pats, to_answer = _letter_patterns(LETTERS), lambda m: m.group(1)
+            pats, to_answer = letter_patterns(LETTERS), lambda m: m.group(1)
         else:
             by_lower = {lab.lower(): lab for lab in self.labels}
             alts = "|".join(re.escape(lab) for lab in sorted(self.labels, key=len, reverse=True))
@@ -251,11 +252,7 @@ class JsonlTask(Task):
 
             def to_answer(m: re.Match) -> str:
                 return by_lower[m.group(1).lower()]
-        if boxed:
-            got = _last_choice(boxed, pats, to_answer)
-            if got is not None:
-                return got
-        return _last_choice(text, pats, to_answer)
+        return boxed_first(text, lambda t: last_choice(t, pats, to_answer))
 
     def verify(self, predicted: str | None, gold: str | None) -> bool:
         if predicted is None or gold is None:

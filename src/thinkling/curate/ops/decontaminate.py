@@ -10,14 +10,17 @@ from pydantic import Field
 from thinkling.artifacts import DataError
 from thinkling.config import StageConfig
 from thinkling.curate.ops.base import OpContext, OpResult, register_op
-from thinkling.curate.overlap import EVAL_SETS, ContaminationIndex, default_data_dir
+from thinkling.curate.evalsets import EVAL_SETS
+from thinkling.curate.overlap import ContaminationIndex
 from thinkling.records import Example
 
 
 class DecontaminateOptions(StageConfig):
     sets: list[str] | None = Field(
         None, description="evaluation sets to check against (None = every test split found in data_dir)")
-    data_dir: str | None = Field(None, description="benchmark data dir (default: $THINKLING_DATA_DIR or ../shared/data)")
+    data_dir: str | None = Field(None, description="benchmark data root, holding gsm8k/, math500/, ... (default: each "
+                                 "task's own data dir: $THINKLING_<TASK>_DIR, else $THINKLING_DATA_DIR/<folder>, "
+                                 "else ../shared/data/<folder>)")
     n: int = Field(6, ge=3, description="anchor word n-gram size: an eval item is a candidate when it shares one")
     min_overlap: float = Field(
         0.75, gt=0, le=1, description="share of the eval item's words that must line up, in order, with the "
@@ -29,7 +32,7 @@ class DecontaminateOptions(StageConfig):
 def decontaminate(examples: list[Example], ctx: OpContext) -> OpResult:
     """Drop examples whose question overlaps an evaluation set (word n-grams); report the ids removed."""
     opts = ctx.options
-    data_dir = Path(opts.data_dir) if opts.data_dir else default_data_dir()
+    data_dir = Path(opts.data_dir) if opts.data_dir else None  # None: each eval task's own data dir
     names = opts.sets if opts.sets is not None else sorted(EVAL_SETS)
     unknown = [s for s in names if s not in EVAL_SETS]
     if unknown:

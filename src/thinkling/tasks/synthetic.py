@@ -1,0 +1,85 @@
+"""What the synthetic families share: the seeded draw of a split, and the text of their oracle traces.
+
+Every synthetic family (``arithmetic``, ``rules``, ``abduction``, ``induction``, ``evidence``) draws the
+problems of one level of a split with :func:`draw_split`: a generator seeded by
+``"{name}/{split}/{level}/{seed}"`` is drawn from until ``want`` distinct problems are found; a problem
+belongs to the test split iff the hash :func:`bucket` of its key (the question text; for ``evidence`` the
+instance, whatever the regime) is the test bucket (0 of 10), so train and test are disjoint by
+construction; a repeated key is skipped. Ids are ``"{name}/{split}/L{level}/{seed}-{i}"`` in draw order.
+The families differ only in what they ask for: ``arithmetic`` and ``evidence`` cap ``want`` by the size of
+the split's space and accept fewer when the attempts run out; ``rules`` and the choice families raise.
+
+:func:`oracle_texts` is the text a tiny tokenizer is trained on (tests, benchmarks): questions and oracle
+traces of a synthetic task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from typing import TypeVar
+
+from thinkling.format import format_assistant
+from thinkling.tasks.base import get_task
+
+T = TypeVar("T")
+
+DEFAULT_N = 100
+"""Problems per level when a caller gives no ``n``."""
+
+
+def bucket(text: str) -> int:
+    """The hash bucket (0-9) of a text: SHA-256 of its UTF-8 bytes, modulo 10."""
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
+
+
+def check_split(name: str, split: str) -> None:
+    if split not in ("train", "test"):
+        raise ValueError(f"{name}: split must be 'train' or 'test', got {split!r}")
+
+
+def _first(item) -> str:
+    return item[0]
+
+
+def draw_split(name: str, split: str, level: int, seed: int, draw: Callable[[random.Random], T], want: int,
+               *, key: Callable[[T], str] = _first, test_bucket: int = 0,
+               exact: bool = True) -> list[tuple[str, T]]:
+    """(problem id, item) for up to ``want`` distinct draws of one level of ``split``.
+
+    ``draw(rng)`` makes one item; ``key(item)`` (default: its first element, the question) decides the
+    split (test iff ``bucket(key) == test_bucket``) and what counts as a repeat. After
+    ``50 * want + 10_000`` draws an ``exact`` draw raises ValueError, any other returns what it found.
+    """
+    rng = random.Random(f"{name}/{split}/{level}/{seed}")
+    test = split == "test"
+    seen: set[str] = set()
+    out: list[tuple[str, T]] = []
+    attempts, limit = 0, 50 * want + 10_000
+    while len(out) < want:
+        if attempts >= limit:
+            if exact:
+                raise ValueError(f"{name}: cannot draw {want} distinct {split} problems at level {level}")
+            break
+        attempts += 1
+        item = draw(rng)
+        k = key(item)
+        if test != (bucket(k) == test_bucket) or k in seen:
+            continue
+        seen.add(k)
+        out.append((f"{name}/{split}/L{level}/{seed}-{len(out)}", item))
+    return out
+
+
+def oracle_texts(task: str = "arithmetic", n: int = 100, styles: tuple[str, ...] = ("long", "concise")) -> list[str]:
+    """Questions and oracle traces of a synthetic task: the text a tiny tokenizer is trained on in
+    tests and benchmarks (so they build the same kind of model the quickstart trains)."""
+    t = get_task(task)
+    texts: list[str] = []
+    for p in t.problems("train", n=n):
+        texts.append(p.question)
+        for style in styles:
+            tr = t.oracle(p, style)
+            texts.append(format_assistant(tr.reasoning, tr.answer))
+    return texts
