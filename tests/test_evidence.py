@@ -11,6 +11,7 @@ import re
 import pytest
 
 from thinkling.artifacts import DataError
+from thinkling.config import describe_fields
 from thinkling.format import format_assistant
 from thinkling.tasks import get_task, task_names
 from thinkling.tasks.evidence import REGIMES, EvidenceTask
@@ -150,7 +151,7 @@ def test_registered_with_the_evidence_flag_and_regime_option():
         get_task("evidence_jsonl", path="x.jsonl", answer_type="bool")
     with pytest.raises(ValueError, match="path"):
         get_task("evidence_jsonl")
-    desc = TaskSpec.model_fields["name"].description
+    desc = dict((k, d) for k, _, d in describe_fields(TaskSpec))["name"]  # what --help says of task.name
     assert "evidence" in desc and "evidence_jsonl" in desc
 
 

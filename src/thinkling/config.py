@@ -110,6 +110,18 @@ class Tagged:
     members: Callable[[], dict[str, type[BaseModel]]]
 
 
+@dataclass(frozen=True)
+class Described:
+    """Field metadata: a description computed when ``--help`` asks (e.g. the names a registry holds then)."""
+
+    text: Callable[[], str]
+
+
+def _description(field) -> str:
+    lazy = next((m for m in field.metadata if isinstance(m, Described)), None)
+    return lazy.text() if lazy is not None else field.description or ""
+
+
 def _tagged(field) -> Tagged | None:
     return next((m for m in field.metadata if isinstance(m, Tagged)), None)
 
@@ -162,7 +174,7 @@ def describe_fields(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, s
             rows.extend(describe_fields(ann, key + "."))
             continue
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        rows.append((key, default, field.description or ""))
+        rows.append((key, default, _description(field)))
     return rows
 
 

@@ -27,10 +27,6 @@ from thinkling.tasks.base import (
 
 discover(__name__)
 
-from thinkling.tasks.spec import describe_registered_tasks  # noqa: E402  (after discovery, on purpose)
-
-describe_registered_tasks()
-
 __all__ = [
     "OracleTrace", "SyntheticTask", "Task", "get_task", "register_task", "task_names",
 ]

@@ -1,18 +1,16 @@
 """Which task (and which slice of it) a stage works on.
 
-Light to import: the task modules are not imported here. ``name`` is checked against the task registry
-when a config is loaded (an unknown name is an error that lists the registered ones), and its description
-(``--help``) gets the registered names once :mod:`thinkling.tasks` has imported every task module
-(:func:`describe_registered_tasks`).
+``name`` is checked against the task registry when a config is loaded (an unknown name is an error that
+lists the registered ones), and ``--help`` lists the names registered when it is asked.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from thinkling.config import StageConfig
+from thinkling.config import Described, StageConfig
 from thinkling.tasks.base import TASKS, get_task
 
 
@@ -21,7 +19,8 @@ NAME_HELP = ("task name, one of the registered tasks (thinkling.tasks.task_names
 
 
 class TaskSpec(StageConfig):
-    name: str = Field("arithmetic", description=NAME_HELP)
+    name: Annotated[str, Described(lambda: f"{NAME_HELP}: {', '.join(TASKS.names())}")] = Field(
+        "arithmetic", description=NAME_HELP)
     options: dict[str, Any] = Field(default_factory=dict, description="task constructor options (e.g. data_dir for gsm8k)")
     split: str = Field("train", description="split to draw problems from")
     n: int | None = Field(None, ge=1, description="problems per level (synthetic) or in total (file tasks); None = default/all")
@@ -41,8 +40,3 @@ class TaskSpec(StageConfig):
     def problems(self):
         return self.build().problems(self.split, n=self.n, levels=self.levels, seed=self.seed)
 
-
-def describe_registered_tasks() -> None:
-    """List the registered task names in the description of :attr:`TaskSpec.name` (what ``--help``
-    shows); :mod:`thinkling.tasks` calls this once every task module has registered its tasks."""
-    TaskSpec.model_fields["name"].description = f"{NAME_HELP}: {', '.join(TASKS.names())}"
