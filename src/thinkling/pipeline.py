@@ -24,7 +24,8 @@ from thinkling.config import ConfigError, StageConfig, build_config
 from thinkling.curate.stage import CurateConfig, curate
 from thinkling.evaluate.stage import EvalConfig, evaluate
 from thinkling.generate.stage import GenerateConfig, generate
-from thinkling.train.stage import TrainConfig, train
+from thinkling.train.config import TrainConfig
+from thinkling.train.stage import train
 
 
 class Recipe(StageConfig):
