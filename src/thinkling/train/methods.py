@@ -25,7 +25,7 @@ from thinkling.models.render import RenderError, render
 from thinkling.records import Example
 from thinkling.registry import Registry
 from thinkling.format import LONG_MARK, SHORT_MARK, THINK_OPEN, deep_question, format_assistant
-from thinkling.train.losses import IGNORE
+from thinkling.train.interface import IGNORE
 
 
 

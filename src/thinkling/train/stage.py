@@ -15,7 +15,7 @@ from thinkling.artifacts import DataError, is_complete, read_jsonl, write_manife
 from thinkling.records import Example
 from thinkling.format import LORID_ADAPTERS
 from thinkling.train.config import LoraOptions, TrainConfig
-from thinkling.train.losses import IGNORE
+from thinkling.train.interface import IGNORE
 
 
 def _data_file(data: str) -> Path:
