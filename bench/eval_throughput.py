@@ -52,7 +52,8 @@ def build_model(work: Path, gsm8k_dir: Path, minutes: float, threads: int, n_ari
     from thinkling.artifacts import write_jsonl
     from thinkling.records import Example
     from thinkling.tasks import get_task
-    from thinkling.train.stage import TrainConfig, train
+    from thinkling.train.config import TrainConfig
+    from thinkling.train.stage import train
 
     rng = random.Random(0)
     ar = get_task("arithmetic")

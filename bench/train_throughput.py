@@ -181,7 +181,8 @@ def probe_assistant_only_loss(init_dir: Path, examples) -> str:
 def run_ours(args, data_file: Path, init_dir: Path, work: Path, tag: str) -> dict:
     from rich.console import Console
 
-    from thinkling.train.stage import TrainConfig, train
+    from thinkling.train.config import TrainConfig
+    from thinkling.train.stage import train
 
     cfg = TrainConfig(data=str(data_file), out=str(work / tag), model=str(init_dir), max_steps=args.steps,
                       batch_size=args.batch_size, lr=args.lr, threads=args.threads, show_mask=False,

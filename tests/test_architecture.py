@@ -9,8 +9,8 @@ Layers, bottom up (docs/architecture.md):
 3. stages: generate, curate, train, evaluate, serve, report (independent of each other)
 4. pipeline and cli
 
-Imports are read from the source with ``ast`` (inside functions too), so a lazy import cannot hide an
-upward dependency. A package whose ``__init__`` calls ``discover(__name__)`` imports all its modules.
+Imports are read from the source with ``ast`` (inside functions too, but not those under
+``if TYPE_CHECKING:``), so a lazy import cannot hide an upward dependency. A package whose ``__init__`` calls ``discover(__name__)`` imports all its modules.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def imports(mod: str) -> set[str]:
     """The thinkling modules ``mod`` imports (a ``from pkg import name`` of a submodule counts that module)."""
     path = MODULES[mod]
     tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):  # imports for type checkers only are not dependencies
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

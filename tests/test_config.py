@@ -8,7 +8,7 @@ from thinkling.config import ConfigError, apply_overrides, describe_fields, fiel
 from thinkling.evaluate.stage import EvalConfig
 from thinkling.generate.stage import GenerateConfig
 from thinkling.pipeline import Recipe
-from thinkling.train.stage import TrainConfig
+from thinkling.train.config import TrainConfig
 
 TRAIN_REQ = ["data=d.jsonl", "out=o"]
 

@@ -23,7 +23,7 @@ from thinkling.train.losses import IGNORE
 from thinkling.train.methods import (
     get_method, lorid_sources, method_names, skip_chunks,
 )
-from thinkling.train.stage import TrainConfig
+from thinkling.train.config import TrainConfig
 
 
 @pytest.fixture(scope="module")

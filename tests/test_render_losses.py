@@ -212,7 +212,7 @@ def test_loss_and_gradients_invariant_to_micro_batch_split(tiny_model, tokenizer
     """Layer 4: one optimizer step's loss and gradient do not depend on how the batch is split into
     micro-batches (each padded to its own length), with examples of very different lengths."""
     from thinkling.models.loading import load_model
-    from thinkling.train.stage import Collator
+    from thinkling.train.trainer import Collator
 
     model = load_model(str(tiny_model))
     model.train()

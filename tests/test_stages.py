@@ -268,7 +268,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def train_cfg(data: Path, out: Path, **kw):
-    from thinkling.train.stage import TrainConfig
+    from thinkling.train.config import TrainConfig
 
     d = {"data": str(data), "out": str(out), "tiny": SMALL_TINY, "max_steps": 4, "save_steps": 2, "batch_size": 4,
          "logging_steps": 1, "threads": 1, "max_len": 256}

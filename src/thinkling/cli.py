@@ -100,13 +100,13 @@ def curate(
                               console=console))
 
 
-@app.command(cls=_keys_help("thinkling.train.stage", "TrainConfig"))
+@app.command(cls=_keys_help("thinkling.train.config", "TrainConfig"))
 def train(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
     """Train a student on curated data (transformers Trainer; works under `accelerate launch`).
 
     Example: thinkling train data=runs/x/data out=runs/x/student model=tiny budget_minutes=5
     """
-    from thinkling.train.stage import TrainConfig
+    from thinkling.train.config import TrainConfig
     from thinkling.train.stage import train as run_train
 
     _guard(lambda: run_train(load_config(TrainConfig, config, overrides or []), force=force, console=console))

@@ -11,7 +11,7 @@ from thinkling.config import ConfigError, StageConfig, build_config, load_config
 from thinkling.curate.stage import CurateConfig
 from thinkling.evaluate.config import EvalConfig
 from thinkling.generate.stage import GenerateConfig
-from thinkling.train.stage import TrainConfig
+from thinkling.train.config import TrainConfig
 
 
 class Recipe(StageConfig):

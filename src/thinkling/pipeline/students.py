@@ -14,13 +14,14 @@ import yaml
 
 from thinkling.artifacts import atomic_write_text, is_complete, read_manifest
 from thinkling.pipeline.recipe import Plan, topological
-from thinkling.train.stage import TrainConfig, data_inputs, model_inputs, train
+from thinkling.train.config import TrainConfig
+from thinkling.train.stage import train, train_inputs
 
 
 def train_students(plan: Plan, console) -> None:
     """Train the students not yet complete: one after another in dependency order, or ``parallel`` at a
     time in separate processes (longest budget first, a student once what it starts from is trained)."""
-    todo = [(n, c) for n, c in plan.trn.items() if not is_complete(c.out, "train", c, _train_inputs(c))]
+    todo = [(n, c) for n, c in plan.trn.items() if not is_complete(c.out, "train", c, train_inputs(c))]
     for n, c in plan.trn.items():
         if (n, c) not in todo:
             console.print(f"[green]train[/]: {c.out} is complete for this config; skipping")
@@ -96,10 +97,3 @@ def _report(r: _Running, console) -> bool:
     tail = (r.out / "train.log").read_text()[-2000:]
     console.print(f"[red]train {r.name} failed[/] (exit {r.proc.returncode}); end of its log:\n{tail}")
     return False
-
-
-def _train_inputs(c: TrainConfig) -> dict[str, str]:
-    inputs = data_inputs(c.data)
-    for i, src in enumerate(c.tokenizer_from):
-        inputs[f"tokenizer_from_{i}"] = src
-    return {**inputs, **model_inputs(c)}

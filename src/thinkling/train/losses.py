@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from thinkling.registry import Registry
-
-IGNORE = -100
+from thinkling.train.interface import IGNORE
 
 LossFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 LOSSES: Registry[LossFn] = Registry("loss")

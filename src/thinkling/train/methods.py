@@ -1,40 +1,82 @@
-"""Training methods = a data source + a loss name, in a registry (no trainer subclasses per method).
+"""Training methods in a registry: a method = a data source + a loss + optional hooks.
 
-A method turns curated :class:`~thinkling.records.Example` rows into tokenized rows
-``{"input_ids", "labels", "length"}`` (labels = ids where the loss falls, else -100), optionally
-with a per-sequence ``weight`` (REDI), and names its loss. The loop in ``stage.py`` is the same for
-every method; what differs is which tokens get loss and how the loss compares them.
+The loop (``stage.py``) is the same for every method; what differs is which tokens get loss, how the
+loss compares them, and - through the hooks - what is loaded before training and how the fit runs:
 
-| method | rows | loss |
-|---|---|---|
-| ``sft`` | question -> reasoning + answer | ``ce`` |
-| ``chunkwise`` (CWT) | one row per chunk: question + earlier chunks as context, loss on that chunk | ``ce`` |
-| ``skip`` (STT) | CWT over the trace with its non-reasoning middle chunks removed | ``ce`` |
-| ``kd`` | as ``sft``; the loss compares the student's distribution with a teacher's | ``kd.loss`` |
-| ``redi`` | positive traces (weight +1) and negatives from ``verify`` (weight -alpha) | ``redi`` |
-| ``adaptive`` | a mode marker then a short or long trace; the marker by difficulty | ``ce`` |
-| ``lorid`` | three data sources, one LoRA adapter each (see ``lorid_sources``) | ``ce`` |
+    rows = method.build_rows(examples, tokenizer, cfg)          # the data source
+    run = Run(cfg, model, tokenizer, rows, out, ...)            # interface.py
+    objective = Objective(rows, method.loss_for(cfg))           # a loss in losses.py, over the rows
+    objective = method.prepare(run, objective)                  # optional: kd loads its teacher
+    fitted = (method.fit or fit_one)(run, objective)            # optional: lorid fits three adapters
+    write_manifest(..., fitted.counts, extra=fitted.extra)      # fitted is None on non-main ranks
+
+- **data source** ``build_rows(examples, tokenizer, cfg) -> rows``: curated
+  :class:`~thinkling.records.Example` rows -> tokenized rows ``{"input_ids", "labels", "length"}``
+  (labels = ids where the loss falls, else :data:`~thinkling.train.interface.IGNORE`), optionally
+  with a per-sequence ``weight`` (REDI); ``id`` names the example a row comes from.
+- **loss**: a name in the loss registry, or a function of the config that returns one (``kd``: the
+  ``kd.loss`` option).
+- **prepare** ``(run, objective) -> objective`` (optional): runs once the student is loaded and its
+  rows built; returns the objective to fit - the loss's hyper-parameters, a ``teacher`` view of each
+  batch, rows carrying precomputed fields, a per-step schedule (see
+  :class:`~thinkling.train.interface.Objective`). ``kd``: :func:`~thinkling.train.teacher.prepare_kd`.
+- **fit** ``(run, objective) -> Fitted | None`` (optional): trains and saves the weights under
+  ``run.out`` and returns the manifest's counts (None on ranks other than the main one). Default
+  :func:`~thinkling.train.trainer.fit_one`: one Trainer, resumable, LoRA when asked. ``lorid``:
+  :func:`~thinkling.train.lorid.fit_lorid`. A fit builds its Trainers with
+  :func:`~thinkling.train.trainer.make_trainer`.
+- **inputs** ``(cfg) -> {name: path}`` (optional): local directories the method reads besides the
+  data and the student, fingerprinted in the manifest so that a change re-runs training (``kd``: the
+  teacher, :func:`~thinkling.train.teacher.teacher_inputs`).
+
+A new method is one module with these functions plus one registry line here:
+``register_method("name", loss=..., prepare=module.prepare, fit=module.fit, doc=...)(module.rows)``
+(the hooks a method does not need are left out).
+On-policy distillation, say: its data source yields prompt rows, ``prepare`` loads the teacher and
+starts the student's inference engine, ``fit`` samples completions each round and trains on them
+against the teacher with ``make_trainer``. RL: prompt rows, ``prepare`` binds the task's verifier as
+the reward, ``fit`` samples, scores and takes policy steps.
+
+| method | rows | loss | hooks |
+|---|---|---|---|
+| ``sft`` | question -> reasoning + answer | ``ce`` | |
+| ``chunkwise`` (CWT) | one row per chunk: question + earlier chunks as context, loss on that chunk | ``ce`` | |
+| ``skip`` (STT) | CWT over the trace with its non-reasoning middle chunks removed | ``ce`` | |
+| ``kd`` | as ``sft``; the loss compares the student's distribution with a teacher's | ``kd.loss`` | prepare |
+| ``redi`` | positive traces (weight +1) and negatives from ``verify`` (weight -alpha) | ``redi`` | |
+| ``adaptive`` | a mode marker then a short or long trace; the marker by difficulty | ``ce`` | |
+| ``lorid`` | three data sources, one LoRA adapter each (see ``lorid_sources``) | ``ce`` | fit |
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from thinkling.artifacts import DataError, read_jsonl
+from thinkling.format import LONG_MARK, SHORT_MARK, THINK_OPEN, deep_question, format_assistant
 from thinkling.models.render import RenderError, render
 from thinkling.records import Example
 from thinkling.registry import Registry
-from thinkling.format import LONG_MARK, SHORT_MARK, THINK_OPEN, deep_question, format_assistant
-from thinkling.train.losses import IGNORE
-
+from thinkling.train.interface import IGNORE, Fitted, Objective, Run
+from thinkling.train.lorid import fit_lorid
+from thinkling.train.teacher import prepare_kd, teacher_inputs
 
 
 @dataclass
 class Method:
     name: str
     build_rows: Callable[..., list[dict]]
-    loss: str
+    loss: str | Callable[..., str]
     doc: str
+    prepare: Callable[[Run, Objective], Objective] | None = None
+    fit: Callable[[Run, Objective], Fitted | None] | None = None
+    inputs: Callable[..., dict[str, str]] | None = None
+
+    def loss_for(self, cfg) -> str:
+        """The loss's registry name under ``cfg``."""
+        return self.loss(cfg) if callable(self.loss) else self.loss
 
 
 METHODS: Registry[Method] = Registry("training method")
@@ -42,15 +84,16 @@ get_method = METHODS.get
 method_names = METHODS.names
 
 
-def register_method(name: str, loss: str, doc: str):
-    """Decorator registering a data-source function as method ``name`` with its loss.
+def register_method(name: str, loss: str | Callable[..., str], doc: str, prepare=None, fit=None, inputs=None):
+    """Decorator registering a data-source function as method ``name`` with its loss and hooks.
 
     The function is called as ``fn(examples, tokenizer, cfg)`` (``cfg`` = the TrainConfig) and
-    returns rows; ``loss`` may be ``"from_config"`` when the config picks it (``kd``).
+    returns rows; ``loss`` is a loss name or ``loss(cfg) -> name``; ``prepare``, ``fit`` and
+    ``inputs`` are the optional hooks (module docstring).
     """
 
     def deco(fn):
-        METHODS.add(name, Method(name, fn, loss, doc))
+        METHODS.add(name, Method(name, fn, loss, doc, prepare=prepare, fit=fit, inputs=inputs))
         return fn
 
     return deco
@@ -202,7 +245,12 @@ def skip_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
 # ----------------------------------------------------------------------------- kd, redi
 
 
-@register_method("kd", loss="from_config", doc="Logit distillation from a white-box teacher (kd.loss: kd_fkl, kd_rkl, kd_jsd, taid).")
+def _kd_loss(cfg) -> str:
+    return cfg.kd.loss
+
+
+@register_method("kd", loss=_kd_loss, prepare=prepare_kd, inputs=teacher_inputs,
+                 doc="Logit distillation from a white-box teacher (kd.loss: kd_fkl, kd_rkl, kd_jsd, taid).")
 def kd_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
     return _sft(examples, tokenizer, cfg.max_len)
 
@@ -211,10 +259,6 @@ def kd_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
 def redi_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
     """Positives come from the data's ``train.jsonl``, negatives from ``negatives.jsonl`` beside it
     (the ``verify`` op writes them); only problems that have both are used, as in REDI's pairs."""
-    from pathlib import Path
-
-    from thinkling.artifacts import DataError, read_jsonl
-
     if not isinstance(cfg.data, str):
         raise DataError("redi takes one data dir (its negatives.jsonl sits beside train.jsonl), not a list")
     neg_file = Path(cfg.data) / "negatives.jsonl" if Path(cfg.data).is_dir() else Path(cfg.data).with_name("negatives.jsonl")
@@ -299,7 +343,8 @@ def lorid_sources(examples: list[Example]) -> dict[str, list[Example]]:
     }
 
 
-@register_method("lorid", loss="ce", doc="LoRID: three LoRA adapters (intuitive, knowledge, deep) on one base.")
+@register_method("lorid", loss="ce", fit=fit_lorid,
+                 doc="LoRID: three LoRA adapters (intuitive, knowledge, deep) on one base.")
 def lorid_rows(examples: list[Example], tokenizer, cfg) -> list[dict]:
     """Rows of every adapter, tagged ``adapter``; the loop trains one adapter at a time."""
     rows: list[dict] = []
