@@ -39,16 +39,16 @@ import random
 from functools import partial
 
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
+from thinkling.tasks.base import OracleTrace, register_task
 from thinkling.tasks.extract import extract_letter, letter_patterns
 from thinkling.tasks.rules import CATEGORIES, NAMES
-from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
+from thinkling.tasks.synthetic import SyntheticFamily, draw_split
 
 OPTION_LETTERS = "ABCDE"
 _PATTERNS = letter_patterns(OPTION_LETTERS)
 
 
-class ChoiceFamily(SyntheticTask):
+class ChoiceFamily(SyntheticFamily):
     """A synthetic family whose answer is one letter of five options.
 
     Subclasses give ``_make(rng, level) -> (question, gold letter, meta)``; levels are 1..``max_level``.
@@ -65,19 +65,11 @@ class ChoiceFamily(SyntheticTask):
     def _make(self, rng: random.Random, level: int) -> tuple[str, str, dict]:
         raise NotImplementedError
 
-    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
-                 seed: int = 0) -> list[Problem]:
-        """``n`` distinct problems per level; a question is in the test split iff its hash bucket is 0."""
-        check_split(self.name, split)
-        n = DEFAULT_N if n is None else n
-        out: list[Problem] = []
-        for level in levels or self.levels:
-            if not 1 <= level <= self.max_level:
-                raise ValueError(f"{self.name}: level must be in 1..{self.max_level}, got {level}")
-            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), n)
-            out += [Problem(id=pid, task=self.name, split=split, level=level, question=q, answer=gold, meta=meta)
-                    for pid, (q, gold, meta) in drawn]
-        return out
+    def draw_level(self, split: str, level: int, n: int, seed: int) -> list[Problem]:
+        """``n`` distinct problems of a level; a question is in the test split iff its hash bucket is 0."""
+        drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), n)
+        return [Problem(id=pid, task=self.name, split=split, level=level, question=q, answer=gold, meta=meta)
+                for pid, (q, gold, meta) in drawn]
 
     def extract_answer(self, text: str) -> str | None:
         return extract_letter(text, _PATTERNS)

@@ -31,9 +31,9 @@ import random
 from functools import partial
 
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
+from thinkling.tasks.base import OracleTrace, register_task
 from thinkling.tasks.extract import integer_answer
-from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
+from thinkling.tasks.synthetic import SyntheticFamily, draw_split
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 OPS = ("+", "-", "*")
@@ -70,7 +70,8 @@ def _apply(op: str, a: int, b: int) -> int:
 
 
 @register_task("arithmetic")
-class ArithmeticTask(SyntheticTask):
+class ArithmeticTask(SyntheticFamily):
+    max_level = 20
     answer_type = "number"
     levels = (1, 2, 3, 4)
 
@@ -111,28 +112,20 @@ class ArithmeticTask(SyntheticTask):
         question = "Compute mod 10.\n" + "\n".join(eqs) + f"\nWhat is {target}?"
         return question, {"steps": steps, "eqs": eqs, "target": target, "seed_var": names[0]}
 
-    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
-                 seed: int = 0) -> list[Problem]:
-        """Up to ``n`` distinct problems per level. Train and test are disjoint (a hash bucket).
+    def draw_level(self, split: str, level: int, n: int, seed: int) -> list[Problem]:
+        """Up to ``n`` distinct problems of a level. Train and test are disjoint (a hash bucket).
 
         A level whose split holds fewer than ``n`` distinct questions (easy levels have small
         spaces) gives what it has (about 80% of them); the curate op ``select`` with ``per_level``
         can re-balance levels for training.
         """
-        check_split(self.name, split)
-        n = DEFAULT_N if n is None else n
-        out: list[Problem] = []
-        for level in levels or self.levels:
-            if not 1 <= level <= 20:
-                raise ValueError(f"arithmetic: level must be in 1..20, got {level}")
-            names = len(LETTERS) - level if self.random_names else 1
-            space = names * 10 * (len(self.ops) * self.max_operand) ** level * (0.1 if split == "test" else 0.9)
-            want = min(n, int(0.8 * space))  # drawing more than ~80% of a space gets slow
-            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), want,
-                               test_bucket=self.test_bucket, exact=False)
-            out += [Problem(id=pid, task=self.name, split=split, level=level, question=q,
-                            answer=str(meta["steps"][-1]["res"]), meta=meta) for pid, (q, meta) in drawn]
-        return out
+        names = len(LETTERS) - level if self.random_names else 1
+        space = names * 10 * (len(self.ops) * self.max_operand) ** level * (0.1 if split == "test" else 0.9)
+        want = min(n, int(0.8 * space))  # drawing more than ~80% of a space gets slow
+        drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), want,
+                           test_bucket=self.test_bucket, exact=False)
+        return [Problem(id=pid, task=self.name, split=split, level=level, question=q,
+                        answer=str(meta["steps"][-1]["res"]), meta=meta) for pid, (q, meta) in drawn]
 
     # ------------------------------------------------------------------ answers
 

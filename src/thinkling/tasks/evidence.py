@@ -56,9 +56,9 @@ import random
 from functools import partial
 
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
+from thinkling.tasks.base import OracleTrace, register_task
 from thinkling.tasks.extract import integer_answer
-from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
+from thinkling.tasks.synthetic import SyntheticFamily, draw_split
 
 REGIMES = ("instruction", "concepts", "related", "full")
 NUMBER_INSTRUCTION = "Answer with a number."
@@ -241,7 +241,8 @@ def _draw_modifier(rng: random.Random, b: int) -> tuple[str, int]:
 
 
 @register_task("evidence")
-class EvidenceTask(SyntheticTask):
+class EvidenceTask(SyntheticFamily):
+    max_level = max(SUFFIX)
     """Fictional facts spread over documents; see the module docstring."""
 
     answer_type = "number"
@@ -295,24 +296,18 @@ class EvidenceTask(SyntheticTask):
             "town": t, "festival": f, "poet": p, "base": b, "op": op, "k": k,
         }
 
-    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
-                 seed: int = 0) -> list[Problem]:
-        """Up to ``n`` distinct instances per level (level 1 has ~580 in all, so it may give fewer)."""
-        check_split(self.name, split)
-        n = DEFAULT_N if n is None else n
-        out: list[Problem] = []
-        for level in levels or self.levels:
-            if level not in SUFFIX:
-                raise ValueError(f"evidence: level must be in 1..{max(SUFFIX)}, got {level}")
-            space = len(TOWNS) * len(MEASURES) * 8 * (len(FESTIVALS) if level >= 2 else 1)
-            want = min(n, int(0.8 * space * (0.1 if split == "test" else 0.9)))
-            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), want,
-                               key=_instance_key, exact=False)
-            for pid, meta in drawn:
-                gold = meta.pop("answer")
-                meta["regime"] = self.regime
-                out.append(Problem(id=pid, task=self.name, split=split, level=level,
-                                   question=self.render_prompt(meta), answer=gold, meta=meta))
+    def draw_level(self, split: str, level: int, n: int, seed: int) -> list[Problem]:
+        """Up to ``n`` distinct instances of a level (level 1 has ~580 in all, so it may give fewer)."""
+        space = len(TOWNS) * len(MEASURES) * 8 * (len(FESTIVALS) if level >= 2 else 1)
+        want = min(n, int(0.8 * space * (0.1 if split == "test" else 0.9)))
+        drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), want,
+                           key=_instance_key, exact=False)
+        out = []
+        for pid, meta in drawn:
+            gold = meta.pop("answer")
+            meta["regime"] = self.regime
+            out.append(Problem(id=pid, task=self.name, split=split, level=level,
+                               question=self.render_prompt(meta), answer=gold, meta=meta))
         return out
 
     def _concept_order(self, meta: dict) -> list[int]:

@@ -19,8 +19,8 @@ import re
 from functools import partial
 
 from thinkling.records import Problem
-from thinkling.tasks.base import OracleTrace, SyntheticTask, register_task
-from thinkling.tasks.synthetic import DEFAULT_N, check_split, draw_split
+from thinkling.tasks.base import OracleTrace, register_task
+from thinkling.tasks.synthetic import SyntheticFamily, draw_split
 
 NAMES = ("Wren", "Tobi", "Alex", "Rina", "Max", "Sam", "Polly", "Fae", "Jude", "Nico", "Stella", "Rex")
 CATEGORIES = (
@@ -43,7 +43,8 @@ _WORD = re.compile(r"[a-z]+")
 
 
 @register_task("rules")
-class RulesTask(SyntheticTask):
+class RulesTask(SyntheticFamily):
+    max_level = (len(CATEGORIES) - 1) // 2  # two disjoint chains of categories per problem
     answer_type = "label"
     group = "deductive"
     levels = (1, 2, 3, 4)
@@ -77,18 +78,10 @@ class RulesTask(SyntheticTask):
         meta = {"entity": x, "chain": chain, "positive": positive, "facts": facts, "rules": rule_texts, "query": query}
         return question, meta
 
-    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
-                 seed: int = 0) -> list[Problem]:
-        check_split(self.name, split)
-        n = DEFAULT_N if n is None else n
-        out: list[Problem] = []
-        for level in levels or self.levels:
-            if not 1 <= level <= (len(CATEGORIES) - 1) // 2:
-                raise ValueError(f"rules: level must be in 1..{(len(CATEGORIES) - 1) // 2}, got {level}")
-            drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), n)
-            out += [Problem(id=pid, task=self.name, split=split, level=level, question=q,
-                            answer="True" if meta["positive"] else "False", meta=meta) for pid, (q, meta) in drawn]
-        return out
+    def draw_level(self, split: str, level: int, n: int, seed: int) -> list[Problem]:
+        drawn = draw_split(self.name, split, level, seed, partial(self._make, level=level), n)
+        return [Problem(id=pid, task=self.name, split=split, level=level, question=q,
+                        answer="True" if meta["positive"] else "False", meta=meta) for pid, (q, meta) in drawn]
 
     def extract_answer(self, text: str) -> str | None:
         words = _WORD.findall(text.lower())

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from thinkling.format import format_assistant
-from thinkling.tasks.base import get_task
+from thinkling.records import Problem
+from thinkling.tasks.base import SyntheticTask, get_task
 
 T = TypeVar("T")
 
@@ -70,6 +71,28 @@ def draw_split(name: str, split: str, level: int, seed: int, draw: Callable[[ran
         seen.add(k)
         out.append((f"{name}/{split}/L{level}/{seed}-{len(out)}", item))
     return out
+
+
+class SyntheticFamily(SyntheticTask):
+    """A synthetic family drawn level by level: ``problems`` checks the split and each level (1 to
+    ``max_level``) and asks :meth:`draw_level` for up to ``n`` problems of that level, in order."""
+
+    max_level: int = 4
+
+    def problems(self, split: str, n: int | None = None, levels: list[int] | None = None,
+                 seed: int = 0) -> list[Problem]:
+        check_split(self.name, split)
+        n = DEFAULT_N if n is None else n
+        out: list[Problem] = []
+        for level in levels or self.levels:
+            if not 1 <= level <= self.max_level:
+                raise ValueError(f"{self.name}: level must be in 1..{self.max_level}, got {level}")
+            out += self.draw_level(split, level, n, seed)
+        return out
+
+    def draw_level(self, split: str, level: int, n: int, seed: int) -> list[Problem]:
+        """Up to ``n`` problems of one level of ``split`` (with :func:`draw_split`)."""
+        raise NotImplementedError
 
 
 def oracle_texts(task: str = "arithmetic", n: int = 100, styles: tuple[str, ...] = ("long", "concise")) -> list[str]:
