@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 # Before torch/tokenizers/rich are imported anywhere: one thread, no hub, wide consoles (rich wraps
@@ -25,9 +23,10 @@ os.environ["COLUMNS"] = "300"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from helpers import arithmetic_texts, run_cli  # noqa: E402
+
 torch.set_num_threads(1)
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 TINY_SPEC = dict(vocab_size=400, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
@@ -45,13 +44,6 @@ def gsm8k_dir(shared_data: Path) -> Path:
     d = shared_data / "gsm8k"
     assert (d / "train.jsonl").is_file(), f"missing {d / 'train.jsonl'}"
     return d
-
-
-def arithmetic_texts(n: int = 40) -> list[str]:
-    """Questions and oracle traces of all three styles, as the training text of the tokenizer."""
-    from thinkling.tasks.synthetic import oracle_texts
-
-    return oracle_texts("arithmetic", n=n, styles=("long", "concise", "none"))
 
 
 @pytest.fixture(scope="session")
@@ -121,13 +113,6 @@ def captured() -> Captured:
 def captured_factory():
     """Make more captured consoles in one test (e.g. one per run of a stage)."""
     return Captured
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m thinkling.cli ARGS`` in a subprocess, one thread, offline; text output."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "thinkling.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture

@@ -266,7 +266,7 @@ def test_an_interrupted_op_does_not_ask_the_teacher_again(long_traces, tmp_path,
 
 
 def test_cli_takes_ops_as_a_comma_list(long_traces, tmp_path):
-    from conftest import run_cli
+    from helpers import run_cli
 
     r = run_cli("curate", f"traces={long_traces}", f"out={tmp_path / 'd'}", "--ops", "verify,difficulty,select",
                 "difficulty.method=level")

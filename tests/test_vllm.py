@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, arithmetic_texts
+from helpers import REPO, arithmetic_texts
 from thinkling.config import build_config
 from thinkling.engines import Reply, Request, SamplingParams, build_engine, engine_options
 from thinkling.records import Problem
