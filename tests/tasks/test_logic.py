@@ -9,6 +9,7 @@ import pytest
 from thinkling.artifacts import DataError
 from thinkling.tasks import get_task
 
+
 # (task, split, data folder, expected records) -- counts as stated in shared/data/README.md
 COUNTS = [
     ("proofwriter", "train", "proofwriter", 3000),

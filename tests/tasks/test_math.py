@@ -1,36 +1,31 @@
-"""MATH / MATH-500 tasks and the math verifier, on the real files in ../shared/data.
+"""MATH / MATH-500 and AIME 2024/2025 / AMC 2023 on the real files in ../shared/data: loading, levels,
+splits, bad rows, the hub source (without network), and the math verifier.
 
-The `verify` curation op is run for real (``get_op("verify")``) on every GSM8K train reference trace
-and every MATH-500 / MATH reference trace; the dataset solutions are scored as student completions;
-our verdicts are compared with math-verify's own; equivalent rewrites of every MATH-500 gold must be
-credited and wrong ones must not; timeouts and errors are "not verified", never a crash, in the main
-thread and in worker threads.
+The `verify` curation op is run for real on every MATH-500 / MATH reference trace; the dataset solutions
+are scored as student completions; our verdicts are compared with math-verify's own; equivalent rewrites
+of every MATH-500 gold must be credited and wrong ones must not; every competition gold is credited in
+several spellings and wrong answers are not.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+import sys
+import types
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
+from helpers.tasks import _completion, reference_examples, run_verify_op
 from thinkling.artifacts import DataError
+from thinkling.format import format_assistant
 from thinkling.records import Example
-from thinkling.tasks import get_task, task_names
+from thinkling.tasks import get_task, mathverify, task_names
 from thinkling.tasks import math as tmath
-from thinkling.tasks import mathverify
 from thinkling.tasks.math import extract_math_answer
-from thinkling.tasks.mathverify import canonical, math_equal, verifier_events
-
-
-@pytest.fixture(scope="module")
-def m500(shared_data: Path):
-    return get_task("math500", data_dir=str(shared_data / "math500"))
+from thinkling.tasks.mathverify import canonical
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +36,6 @@ def mfull(shared_data: Path):
 @pytest.fixture(scope="module")
 def m500_problems(m500):
     return m500.problems("test")
-
-
-def run_verify_op(task, examples: list[Example], tmp_path: Path):
-    """The real `verify` curation op, as the curate stage calls it."""
-    from thinkling.curate.ops import OpContext, get_op
-
-    spec = get_op("verify")
-    ctx = OpContext(task=task, problems={}, options=spec.options(), workdir=tmp_path)
-    return spec.fn(examples, ctx)
-
-
-def reference_examples(task, problems) -> list[Example]:
-    out = []
-    for p in problems:
-        tr = task.reference_trace(p)
-        assert tr is not None, p.id
-        out.append(Example(id=p.id, problem_id=p.id, task=task.name, level=p.level, question=p.question,
-                           reasoning=tr.reasoning, answer=tr.answer, gold=p.answer))
-    return out
 
 
 # ----------------------------------------------------------------------------- loading
@@ -188,34 +164,6 @@ def test_hub_source_without_network(monkeypatch, m500_problems, shared_data):
 
 
 # ----------------------------------------------------------------------------- the verify op on real data
-
-
-def test_verify_op_credits_every_gsm8k_train_reference_trace(gsm8k_dir, tmp_path):
-    """All 7,473: the reference teacher's traces pass the real verify op against their own gold."""
-    task = get_task("gsm8k", data_dir=str(gsm8k_dir))
-    probs = task.problems("train")
-    assert len(probs) == 7473
-    kept, dropped = run_verify_op(task, reference_examples(task, probs), tmp_path)
-    assert len(kept) == 7473 and dropped == {}, {k: [e.id for e in v[:5]] for k, v in dropped.items()}
-
-
-def test_gsm8k_train_math_verify_itself_credits_every_reference_answer(gsm8k_dir):
-    """The same 7,473 through math-verify alone (no canonical-string shortcut): ~0.7 ms each."""
-    task = get_task("gsm8k", data_dir=str(gsm8k_dir))
-    fails = [p.id for p in task.problems("train")
-             if not mathverify.math_verify_equal(task.extract_answer(task.reference_trace(p).answer), p.answer, 5)]
-    assert fails == []
-
-
-def test_gsm8k_raw_solutions_score_as_completions(gsm8k_dir):
-    """The raw worked answer ("... #### 72") as a student completion is credited, all 7,473; one of them
-    says "the final answer is 15 gallons * 8 pints / gallon = 120 pints" before "#### 120"."""
-    task = get_task("gsm8k", data_dir=str(gsm8k_dir))
-    rows = [json.loads(line) for line in (gsm8k_dir / "train.jsonl").read_text().splitlines()]
-    probs = task.problems("train")
-    fails = [(p.id, p.answer, task.score(r["answer"], p.answer)[0])
-             for p, r in zip(probs, rows) if not task.score(r["answer"], p.answer)[1]]
-    assert fails == []
 
 
 @pytest.mark.parametrize("name", ["math500", "math"])
@@ -394,65 +342,157 @@ def test_none_is_never_credited(m500):
     assert m500.score("<think>\n... \\boxed{1}", "1") == (None, False)  # truncated trace
 
 
-# ----------------------------------------------------------------------------- timeouts, errors, threads
+# ----------------------------------------------------------------------------- AIME / AMC
 
 
-def test_timeout_in_the_main_thread_is_not_verified():
-    before = verifier_events["verify_timeout"]
-    t0 = time.perf_counter()
-    assert math_equal("2^{2^{40}}", "3", timeout=1) is False  # sympy would compute 2^(2^40)
-    assert time.perf_counter() - t0 < 10
-    assert verifier_events["verify_timeout"] == before + 1
+# (task, records) as the READMEs of ../shared/data/<task> state
+COMPETITIONS = [("aime24", 30), ("aime25", 30), ("amc23", 40)]
 
 
-def test_errors_are_not_verified_and_counted(monkeypatch):
-    import math_verify
-
-    def boom(*a, **k):
-        raise RuntimeError("boom")
-
-    before = Counter(verifier_events)
-    monkeypatch.setattr(math_verify, "verify", boom)
-    assert math_equal("0.5", "\\frac12") is False
-    monkeypatch.setattr(math_verify, "parse", boom)
-    assert math_equal("0.5", "\\frac12") is False
-    assert verifier_events["verify_error"] > before["verify_error"]  # one per (gold, pred) candidate pair
-    assert verifier_events["parse_error"] == before["parse_error"] + 1
+def _raw_rows(shared_data: Path, name: str) -> list[dict]:
+    return [json.loads(line) for line in (shared_data / name / "test.jsonl").read_text().splitlines()]
 
 
-def test_verifiers_work_in_worker_threads(gsm8k_dir, m500):
-    """math-verify's timeouts are signals (main thread only); from a worker thread a verifier process
-    answers, with timeouts intact. GSM8K shares the verifier (it raised ValueError in threads before)."""
-    gsm = get_task("gsm8k", data_dir=str(gsm8k_dir))
-    cases = [(m500, "0.5", "\\frac12", True), (m500, "3", "4", False), (gsm, "\\frac{36}{2}", "18", True),
-             (gsm, "19", "18", False)]
-    with ThreadPoolExecutor(2) as ex:
-        got = list(ex.map(lambda c: c[0].verify(c[1], c[2]), cases))
-        assert got == [c[3] for c in cases]
-
-        def slow():
-            t0 = time.perf_counter()
-            return math_equal("2^{2^{40}}", "3", timeout=1), time.perf_counter() - t0
-
-        ok, secs = ex.submit(slow).result(timeout=120)
-        assert ok is False and secs < 60
+@pytest.fixture(scope="module")
+def competitions(shared_data):
+    out = {}
+    for name, _ in COMPETITIONS:
+        task = get_task(name, data_dir=str(shared_data / name))
+        out[name] = (task, task.problems("test"))
+    return out
 
 
-def test_a_stuck_verifier_process_is_killed_and_restarted():
-    before = verifier_events["worker_timeout"]
+@pytest.mark.parametrize("name,count", COMPETITIONS)
+def test_every_competition_record_loads(competitions, shared_data, name, count):
+    task, probs = competitions[name]
+    rows = _raw_rows(shared_data, name)
+    assert len(probs) == len(rows) == count
+    assert [p.id for p in probs] == [f"{name}/test/{r['id']}" for r in rows]
+    assert len({p.id for p in probs}) == count
+    assert [p.question for p in probs] == [r["problem"] for r in rows]
+    assert task.levels == (1,) and {p.level for p in probs} == {1}
+    assert all(p.answer is not None for p in probs)
+    assert task.problems("test", levels=[2]) == []  # level 1 is the only level
+    sample = task.problems("test", n=5, seed=3)
+    assert len(sample) == 5 and [p.id for p in sample] == [p.id for p in task.problems("test", n=5, seed=3)]
 
-    def run():
-        w = mathverify.VerifierProcess()
-        try:
-            assert w.equal("0.5", "\\frac12", timeout=5) is True  # starts the process
-            first = w.proc.pid
-            assert w.equal("2^{2^{40}}", "3", timeout=30, budget=1) is False  # overruns its budget
-            assert w.proc is None  # killed
-            assert w.equal("0.5", "\\frac12", timeout=5) is True  # a fresh process
-            return first != w.proc.pid
-        finally:
-            w.stop()
 
-    with ThreadPoolExecutor(1) as ex:
-        assert ex.submit(run).result(timeout=180)
-    assert verifier_events["worker_timeout"] == before + 1
+def test_competition_golds_follow_the_readmes(competitions, shared_data):
+    rows = _raw_rows(shared_data, "aime24")
+    assert sum(r["answer"].startswith("0") for r in rows) == 7  # zero-padded strings -> the integer
+    assert [p.answer for p in competitions["aime24"][1]] == [str(int(r["answer"])) for r in rows]
+    padded = {p.id: p.answer for p in competitions["aime24"][1]}
+    assert padded["aime24/test/67"] == "25" and padded["aime24/test/75"] == "73"  # "025", "073" in the file
+    assert [p.answer for p in competitions["aime25"][1]] == [str(r["answer"]) for r in _raw_rows(shared_data, "aime25")]
+    amc = [p.answer for p in competitions["amc23"][1]]
+    assert amc == [str(int(r["answer"])) for r in _raw_rows(shared_data, "amc23")]
+    assert amc[0] == "27" and "-1" in amc  # 27.0 and -1.0 in the file
+
+
+def test_competition_meta_and_reference_traces(competitions, shared_data):
+    aime24, aime25, amc23 = (competitions[n] for n in ("aime24", "aime25", "amc23"))
+    rows = _raw_rows(shared_data, "aime24")
+    assert [p.meta for p in aime24[1]] == [{"url": r["url"], "solution": r["solution"]} for r in rows]
+    assert all(set(p.meta) == {"url"} for p in amc23[1]) and all(p.meta == {} for p in aime25[1])
+    for p in aime24[1]:  # every AIME 2024 record has a solution: its reference trace is credited
+        tr = aime24[0].reference_trace(p)
+        assert tr is not None and tr.reasoning == p.meta["solution"]
+        assert aime24[0].score(format_assistant(tr.reasoning, tr.answer), p.answer)[1], p.id
+    assert aime25[0].reference_trace(aime25[1][0]) is None
+
+
+@pytest.mark.parametrize("name,count", COMPETITIONS)
+def test_every_competition_gold_is_credited_and_wrong_answers_are_not(competitions, name, count):
+    task, probs = competitions[name]
+    for p in probs:
+        g = int(p.answer)
+        for final in (f"The answer is \\boxed{{{p.answer}}}.", f"The answer is \\boxed{{{g:03d}}}.",
+                      f"So the answer is $\\boxed{{{g}.0}}$", f"The answer is {p.answer}."):
+            pred, ok = task.score(_completion(final), p.answer)
+            assert ok, (p.id, final, pred)
+        for wrong in (f"The answer is \\boxed{{{g + 1}}}.", f"The answer is \\boxed{{{-g if g else 1}}}.",
+                      f"\\boxed{{{p.answer}}} is tempting, but the answer is \\boxed{{{g + 10}}}."):
+            assert not task.score(_completion(wrong), p.answer)[1], (p.id, wrong)
+        assert task.score(f"<think>\nit is \\boxed{{{p.answer}}} ...", p.answer) == (None, False)  # truncated
+        assert task.score(_completion("I could not solve it."), p.answer) == (None, False)
+
+
+@pytest.mark.parametrize("pred,gold,credited", [
+    ("025", "25", True), ("25.0", "25", True), ("25.", "25", True), ("1,625", "1625", True),
+    ("$-1$", "-1", True), ("\\text{27}", "27", True),
+    ("26", "25", False), ("-1", "1", False), ("250", "25", False), ("2.5", "25", False),
+    ("\\frac{5}{2}", "2.5", True), ("\\frac{1}{2}", "2.5", False),  # not plain numbers: math_equal
+    (None, "25", False), ("25", None, False),
+])
+def test_competition_verifier(competitions, pred, gold, credited):
+    assert competitions["amc23"][0].verify(pred, gold) is credited
+
+
+def test_plain_numbers_are_compared_without_math_verify(competitions, monkeypatch):
+    """Integers are compared as integers; only answers that are not plain numbers reach math_equal."""
+    calls = []
+    monkeypatch.setattr(tmath, "math_equal", lambda p, g: calls.append((p, g)) or False)
+    task = competitions["aime24"][0]
+    assert task.verify("025", "25") and task.verify("25.0", "25") and not task.verify("24", "25")
+    assert calls == []
+    assert not task.verify("\\frac{50}{2}", "25") and calls == [("\\frac{50}{2}", "25")]
+
+
+def test_competition_gold_types_and_bad_rows(tmp_path):
+    rows = [{"id": "a", "problem": "q", "answer": 2.5}, {"id": "b", "problem": "q", "answer": "007"},
+            {"id": "c", "problem": "q", "answer": 12}, {"id": "d", "problem": "q", "answer": ""},
+            {"id": "e", "problem": "q", "answer": "\\frac{1}{2}"}, {"problem": "no id", "answer": 3.0}]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    probs = get_task("amc23", data_dir=str(tmp_path)).problems("test")
+    assert [(p.id, p.answer) for p in probs] == [
+        ("amc23/test/a", "2.5"), ("amc23/test/b", "7"), ("amc23/test/c", "12"), ("amc23/test/d", None),
+        ("amc23/test/e", "\\frac{1}{2}"), ("amc23/test/5", "3")]
+    assert not get_task("amc23").verify("0", None)  # unparseable gold is never credited
+    for bad, field in ([{"id": 1, "problem": "q"}, "answer"], [{"id": 1, "problem": "q", "answer": [1]}, "answer"],
+                       [{"id": 1, "problem": "q", "answer": True}, "answer"], [{"id": 1, "answer": 1}, "problem"]):
+        (tmp_path / "test.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps(bad) + "\n")
+        where = re.escape(f"{tmp_path / 'test.jsonl'}:2: missing or non-")
+        with pytest.raises(DataError, match=f"{where}.*'{field}'"):
+            get_task("aime24", data_dir=str(tmp_path)).problems("test")
+
+
+@pytest.mark.parametrize("name", ["aime24", "aime25", "amc23"])
+def test_competition_splits_files_and_env(name, tmp_path, monkeypatch, shared_data):
+    with pytest.raises(ValueError, match="there is no split 'train', only 'test'") as e:
+        get_task(name).problems("train")
+    assert "do not train" in str(e.value)
+    with pytest.raises(DataError) as e:
+        get_task(name, data_dir=str(tmp_path)).problems("test")
+    assert str(tmp_path / "test.jsonl") in str(e.value) and f"THINKLING_{name.upper()}_DIR" in str(e.value)
+    monkeypatch.setenv(f"THINKLING_{name.upper()}_DIR", str(tmp_path))
+    assert get_task(name).data_dir == tmp_path
+    assert get_task(name, data_dir=str(shared_data / name)).data_dir == shared_data / name  # the option wins
+    with pytest.raises(ValueError, match="source"):
+        get_task(name, source="web")
+
+
+def test_competition_hub_source_without_network(monkeypatch, shared_data, competitions):
+    """source=hub asks `datasets` for the right dataset and split (a stand-in module here) and reads
+    its rows alike; the AMC hub copy's ``question`` stands in for ``problem``."""
+    calls = []
+    hub = {"HuggingFaceH4/aime_2024": _raw_rows(shared_data, "aime24"),
+           "math-ai/aime25": _raw_rows(shared_data, "aime25"),
+           "math-ai/amc23": [{k: v for k, v in r.items() if k != "problem"} for r in _raw_rows(shared_data, "amc23")]}
+
+    def load_dataset(name, split):
+        calls.append((name, split))
+        return hub[name]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    for name, _ in COMPETITIONS:
+        got = get_task(name, source="hub").problems("test")
+        assert [p.model_dump() for p in got] == [p.model_dump() for p in competitions[name][1]]
+    assert calls == [("HuggingFaceH4/aime_2024", "train"), ("math-ai/aime25", "test"), ("math-ai/amc23", "test")]
+
+
+def test_plain_number():
+    cases = {"025": "25", "25.0": "25", "-3.50": "-3.5", "1,625": "1625", "+7": "7", "-0.0": "0", ".5": "0.5",
+             "0.00001": "0.00001", "9" * 5000: "9" * 5000}
+    assert {k: tmath.plain_number(k) for k in cases} == cases
+    for bad in ("", "-", "1,2", "12,34", "1e5", "1/2", "x", "2x", "1.2.3", "\\frac{1}{2}"):
+        assert tmath.plain_number(bad) is None, bad

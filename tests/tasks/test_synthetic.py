@@ -6,7 +6,7 @@ sorted keys) for one (family, task options, split, levels, n, seed). The digests
 code before :mod:`thinkling.tasks.synthetic` existed (each family had its own loop) and must never
 change: a change of draws is a new family or a new option, not an edit of these numbers.
 
-``python tests/test_synthetic_draws.py`` prints the digests the current code gives (to compare by eye).
+``python tests/tasks/test_synthetic.py`` prints the digests the current code gives (to compare by eye).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import random
 
 import pytest
+
 
 # (case id, task, task options, split, levels, n, seed)
 CASES = [
@@ -85,7 +86,7 @@ DIGESTS = {
     "evidence-L1-test-capped": "965b8fe93f64e4245698546d16ed2a901e3787aab34c452ce103a914a52f9a87",
 }
 
-# the text the tests' tiny tokenizer is trained on (tests/conftest.py)
+# the text the tests' tiny tokenizer is trained on (arithmetic_texts in tests/helpers)
 ORACLE_TEXTS_DIGEST = "82258f1c1bd81471109b999e4b35d3289a976ac4bf93c77a36e60b8b409797f2"
 
 

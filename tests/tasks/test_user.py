@@ -1,190 +1,21 @@
-"""AIME 2024/2025 and AMC 2023 on the real files in ../shared/data, and the ``jsonl`` task (a user's own
-benchmark) end to end on small files written here, including every bad-input error and its file:line."""
+"""The ``jsonl`` task (a user's own benchmark) end to end on small files written here: every answer type,
+splits, ids, levels and samples, a custom prompt, and every bad-input error and its file:line."""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 from pathlib import Path
 
 import pytest
 
+from helpers.tasks import _completion
 from thinkling.artifacts import DataError
-from thinkling.config import describe_fields
-from thinkling.format import format_assistant
-from thinkling.tasks import get_task, task_names
-from thinkling.tasks import math as tmath
+from thinkling.tasks import get_task
 from thinkling.tasks.spec import TaskSpec
 
-# (task, records) as the READMEs of ../shared/data/<task> state
-COMPETITIONS = [("aime24", 30), ("aime25", 30), ("amc23", 40)]
 
-
-def _raw_rows(shared_data: Path, name: str) -> list[dict]:
-    return [json.loads(line) for line in (shared_data / name / "test.jsonl").read_text().splitlines()]
-
-
-def _completion(final: str) -> str:
-    return f"<think>\nLet me work it out: 2 + 3 = 5, and 17 more.\n</think>\n{final}"
-
-
-@pytest.fixture(scope="module")
-def competitions(shared_data):
-    out = {}
-    for name, _ in COMPETITIONS:
-        task = get_task(name, data_dir=str(shared_data / name))
-        out[name] = (task, task.problems("test"))
-    return out
-
-
-# ----------------------------------------------------------------------------- AIME / AMC
-
-
-def test_registered():
-    assert {"aime24", "aime25", "amc23", "jsonl"} <= set(task_names())
-    help_text = dict((k, d) for k, _, d in describe_fields(TaskSpec))["name"]  # what --help says of task.name
-    assert all(n in help_text for n in ("aime24", "aime25", "amc23", "jsonl"))
-
-
-@pytest.mark.parametrize("name,count", COMPETITIONS)
-def test_every_competition_record_loads(competitions, shared_data, name, count):
-    task, probs = competitions[name]
-    rows = _raw_rows(shared_data, name)
-    assert len(probs) == len(rows) == count
-    assert [p.id for p in probs] == [f"{name}/test/{r['id']}" for r in rows]
-    assert len({p.id for p in probs}) == count
-    assert [p.question for p in probs] == [r["problem"] for r in rows]
-    assert task.levels == (1,) and {p.level for p in probs} == {1}
-    assert all(p.answer is not None for p in probs)
-    assert task.problems("test", levels=[2]) == []  # level 1 is the only level
-    sample = task.problems("test", n=5, seed=3)
-    assert len(sample) == 5 and [p.id for p in sample] == [p.id for p in task.problems("test", n=5, seed=3)]
-
-
-def test_competition_golds_follow_the_readmes(competitions, shared_data):
-    rows = _raw_rows(shared_data, "aime24")
-    assert sum(r["answer"].startswith("0") for r in rows) == 7  # zero-padded strings -> the integer
-    assert [p.answer for p in competitions["aime24"][1]] == [str(int(r["answer"])) for r in rows]
-    padded = {p.id: p.answer for p in competitions["aime24"][1]}
-    assert padded["aime24/test/67"] == "25" and padded["aime24/test/75"] == "73"  # "025", "073" in the file
-    assert [p.answer for p in competitions["aime25"][1]] == [str(r["answer"]) for r in _raw_rows(shared_data, "aime25")]
-    amc = [p.answer for p in competitions["amc23"][1]]
-    assert amc == [str(int(r["answer"])) for r in _raw_rows(shared_data, "amc23")]
-    assert amc[0] == "27" and "-1" in amc  # 27.0 and -1.0 in the file
-
-
-def test_competition_meta_and_reference_traces(competitions, shared_data):
-    aime24, aime25, amc23 = (competitions[n] for n in ("aime24", "aime25", "amc23"))
-    rows = _raw_rows(shared_data, "aime24")
-    assert [p.meta for p in aime24[1]] == [{"url": r["url"], "solution": r["solution"]} for r in rows]
-    assert all(set(p.meta) == {"url"} for p in amc23[1]) and all(p.meta == {} for p in aime25[1])
-    for p in aime24[1]:  # every AIME 2024 record has a solution: its reference trace is credited
-        tr = aime24[0].reference_trace(p)
-        assert tr is not None and tr.reasoning == p.meta["solution"]
-        assert aime24[0].score(format_assistant(tr.reasoning, tr.answer), p.answer)[1], p.id
-    assert aime25[0].reference_trace(aime25[1][0]) is None
-
-
-@pytest.mark.parametrize("name,count", COMPETITIONS)
-def test_every_competition_gold_is_credited_and_wrong_answers_are_not(competitions, name, count):
-    task, probs = competitions[name]
-    for p in probs:
-        g = int(p.answer)
-        for final in (f"The answer is \\boxed{{{p.answer}}}.", f"The answer is \\boxed{{{g:03d}}}.",
-                      f"So the answer is $\\boxed{{{g}.0}}$", f"The answer is {p.answer}."):
-            pred, ok = task.score(_completion(final), p.answer)
-            assert ok, (p.id, final, pred)
-        for wrong in (f"The answer is \\boxed{{{g + 1}}}.", f"The answer is \\boxed{{{-g if g else 1}}}.",
-                      f"\\boxed{{{p.answer}}} is tempting, but the answer is \\boxed{{{g + 10}}}."):
-            assert not task.score(_completion(wrong), p.answer)[1], (p.id, wrong)
-        assert task.score(f"<think>\nit is \\boxed{{{p.answer}}} ...", p.answer) == (None, False)  # truncated
-        assert task.score(_completion("I could not solve it."), p.answer) == (None, False)
-
-
-@pytest.mark.parametrize("pred,gold,credited", [
-    ("025", "25", True), ("25.0", "25", True), ("25.", "25", True), ("1,625", "1625", True),
-    ("$-1$", "-1", True), ("\\text{27}", "27", True),
-    ("26", "25", False), ("-1", "1", False), ("250", "25", False), ("2.5", "25", False),
-    ("\\frac{5}{2}", "2.5", True), ("\\frac{1}{2}", "2.5", False),  # not plain numbers: math_equal
-    (None, "25", False), ("25", None, False),
-])
-def test_competition_verifier(competitions, pred, gold, credited):
-    assert competitions["amc23"][0].verify(pred, gold) is credited
-
-
-def test_plain_numbers_are_compared_without_math_verify(competitions, monkeypatch):
-    """Integers are compared as integers; only answers that are not plain numbers reach math_equal."""
-    calls = []
-    monkeypatch.setattr(tmath, "math_equal", lambda p, g: calls.append((p, g)) or False)
-    task = competitions["aime24"][0]
-    assert task.verify("025", "25") and task.verify("25.0", "25") and not task.verify("24", "25")
-    assert calls == []
-    assert not task.verify("\\frac{50}{2}", "25") and calls == [("\\frac{50}{2}", "25")]
-
-
-def test_competition_gold_types_and_bad_rows(tmp_path):
-    rows = [{"id": "a", "problem": "q", "answer": 2.5}, {"id": "b", "problem": "q", "answer": "007"},
-            {"id": "c", "problem": "q", "answer": 12}, {"id": "d", "problem": "q", "answer": ""},
-            {"id": "e", "problem": "q", "answer": "\\frac{1}{2}"}, {"problem": "no id", "answer": 3.0}]
-    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    probs = get_task("amc23", data_dir=str(tmp_path)).problems("test")
-    assert [(p.id, p.answer) for p in probs] == [
-        ("amc23/test/a", "2.5"), ("amc23/test/b", "7"), ("amc23/test/c", "12"), ("amc23/test/d", None),
-        ("amc23/test/e", "\\frac{1}{2}"), ("amc23/test/5", "3")]
-    assert not get_task("amc23").verify("0", None)  # unparseable gold is never credited
-    for bad, field in ([{"id": 1, "problem": "q"}, "answer"], [{"id": 1, "problem": "q", "answer": [1]}, "answer"],
-                       [{"id": 1, "problem": "q", "answer": True}, "answer"], [{"id": 1, "answer": 1}, "problem"]):
-        (tmp_path / "test.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps(bad) + "\n")
-        where = re.escape(f"{tmp_path / 'test.jsonl'}:2: missing or non-")
-        with pytest.raises(DataError, match=f"{where}.*'{field}'"):
-            get_task("aime24", data_dir=str(tmp_path)).problems("test")
-
-
-@pytest.mark.parametrize("name", ["aime24", "aime25", "amc23"])
-def test_competition_splits_files_and_env(name, tmp_path, monkeypatch, shared_data):
-    with pytest.raises(ValueError, match="there is no split 'train', only 'test'") as e:
-        get_task(name).problems("train")
-    assert "do not train" in str(e.value)
-    with pytest.raises(DataError) as e:
-        get_task(name, data_dir=str(tmp_path)).problems("test")
-    assert str(tmp_path / "test.jsonl") in str(e.value) and f"THINKLING_{name.upper()}_DIR" in str(e.value)
-    monkeypatch.setenv(f"THINKLING_{name.upper()}_DIR", str(tmp_path))
-    assert get_task(name).data_dir == tmp_path
-    assert get_task(name, data_dir=str(shared_data / name)).data_dir == shared_data / name  # the option wins
-    with pytest.raises(ValueError, match="source"):
-        get_task(name, source="web")
-
-
-def test_competition_hub_source_without_network(monkeypatch, shared_data, competitions):
-    """source=hub asks `datasets` for the right dataset and split (a stand-in module here) and reads
-    its rows alike; the AMC hub copy's ``question`` stands in for ``problem``."""
-    calls = []
-    hub = {"HuggingFaceH4/aime_2024": _raw_rows(shared_data, "aime24"),
-           "math-ai/aime25": _raw_rows(shared_data, "aime25"),
-           "math-ai/amc23": [{k: v for k, v in r.items() if k != "problem"} for r in _raw_rows(shared_data, "amc23")]}
-
-    def load_dataset(name, split):
-        calls.append((name, split))
-        return hub[name]
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    for name, _ in COMPETITIONS:
-        got = get_task(name, source="hub").problems("test")
-        assert [p.model_dump() for p in got] == [p.model_dump() for p in competitions[name][1]]
-    assert calls == [("HuggingFaceH4/aime_2024", "train"), ("math-ai/aime25", "test"), ("math-ai/amc23", "test")]
-
-
-def test_plain_number():
-    cases = {"025": "25", "25.0": "25", "-3.50": "-3.5", "1,625": "1625", "+7": "7", "-0.0": "0", ".5": "0.5",
-             "0.00001": "0.00001", "9" * 5000: "9" * 5000}
-    assert {k: tmath.plain_number(k) for k in cases} == cases
-    for bad in ("", "-", "1,2", "12,34", "1e5", "1/2", "x", "2x", "1.2.3", "\\frac{1}{2}"):
-        assert tmath.plain_number(bad) is None, bad
-
-
-# ----------------------------------------------------------------------------- jsonl: helpers
+# ----------------------------------------------------------------------------- helpers
 
 
 def write(path: Path, rows: list) -> Path:
@@ -197,7 +28,7 @@ def jsonl(path: Path, **options):
     return get_task("jsonl", path=str(path), **options)
 
 
-# ----------------------------------------------------------------------------- jsonl: each answer type
+# ----------------------------------------------------------------------------- each answer type
 
 
 def test_number_end_to_end(tmp_path):
@@ -337,7 +168,7 @@ def test_custom_prompt_and_config_spec(tmp_path):
     assert spec.build().score(_completion("B"), p.answer) == ("B", True)
 
 
-# ----------------------------------------------------------------------------- jsonl: bad input
+# ----------------------------------------------------------------------------- bad input
 
 
 @pytest.mark.parametrize("options,rows,line,message", [
