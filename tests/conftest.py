@@ -2,6 +2,9 @@
 
 Everything runs on one CPU thread and nothing is downloaded: the tiny model is built here with
 ``thinkling.models.tiny.build_tiny`` from the arithmetic task's own oracle text.
+
+Also the fixtures that tests in more than one folder use: the served noisy model and a test server,
+long oracle traces, a curated dataset.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from helpers import arithmetic_texts, run_cli  # noqa: E402
+from helpers.engines import MODEL  # noqa: E402
+from thinkling.models.loading import load_model, load_tokenizer  # noqa: E402
+from thinkling.serve.server import serve_in_thread  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -118,3 +124,20 @@ def captured_factory():
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="module")
+def served(noisy_model):
+    from thinkling.serve.server import serve_in_thread
+
+    url, stop = serve_in_thread(str(noisy_model), name=MODEL, threads=1)
+    yield url
+    stop()
+
+
+@pytest.fixture(scope="module")
+def noisy(noisy_model: Path):
+    """The noisy tiny model served, plus the same model and tokenizer loaded directly."""
+    url, stop = serve_in_thread(str(noisy_model), name="noisy")
+    yield url, load_model(str(noisy_model)), load_tokenizer(str(noisy_model))
+    stop()

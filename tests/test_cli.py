@@ -4,6 +4,7 @@ commands add (``curate --ops``), and ``thinkling serve``'s help and errors."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -70,6 +71,34 @@ def test_help_in_a_subprocess_is_fast_and_clean(cli):
     r = cli("train", "--help")
     assert r.returncode == 0, r.stderr
     assert "tiny.hidden_size [" in r.stdout and "lr [" in r.stdout
+
+
+def test_cli_serve_help_and_errors(tmp_path: Path, tiny_model: Path):
+    from typer.testing import CliRunner
+
+    from thinkling.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["serve", "--help"])
+    assert r.exit_code == 0
+    for key in ("model", "adapters", "max_batch_size", "max_queued_requests", "reasoning_parser", "batch_window_ms"):
+        assert f"{key} [" in r.output, key
+    for args, needle in [
+        ([], "missing required key 'model'"),
+        (["model=x", "bogus=1"], "unknown key 'bogus'"),
+        (["model=/no/such/dir"], "model path does not exist"),
+        ([f"model={tiny_model}", f"adapters=[a={tmp_path}]"], "no peft adapter"),
+        ([f"model={tiny_model}", "--reasoning-parser", "deepseek"], "reasoning_parser"),
+    ]:
+        r = runner.invoke(app, ["serve", *args])
+        assert r.exit_code == 2 and "error:" in r.output and needle in r.output, (args, r.output)
+    import socket
+
+    with socket.socket() as busy:  # a port someone else listens on: a one-line failure, before loading
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = runner.invoke(app, ["serve", f"model={tiny_model}", "--port", str(busy.getsockname()[1])])
+        assert r.exit_code == 1 and "cannot listen on 127.0.0.1:" in r.output and "Traceback" not in r.output, r.output
 
 
 # ----------------------------------------------------------------------------- user errors

@@ -12,52 +12,17 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import openai
 import pytest
 import torch
 
+from helpers.serve import QUESTIONS, client, msgs, post, stats
 from thinkling.models.generation import generate_batched
 from thinkling.models.loading import load_model, load_tokenizer
 from thinkling.models.render import render_prompt
 from thinkling.serve.server import serve_in_thread
-
-QUESTIONS = [f"a={i % 10}, b=a+{(3 * i) % 7}, c=b-{i % 4}. What is c?" for i in range(20)]
-
-
-def msgs(q: str) -> list[dict]:
-    return [{"role": "user", "content": q}]
-
-
-def client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=60)
-
-
-def post(url: str, path: str, body: bytes | dict) -> tuple[int, dict]:
-    """A raw POST (the openai client cannot send malformed bodies); returns (status, JSON body)."""
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def stats(url: str) -> dict:
-    with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10) as r:
-        return json.loads(r.read())
-
-
-@pytest.fixture(scope="module")
-def noisy(noisy_model: Path):
-    """The noisy tiny model served, plus the same model and tokenizer loaded directly."""
-    url, stop = serve_in_thread(str(noisy_model), name="noisy")
-    yield url, load_model(str(noisy_model)), load_tokenizer(str(noisy_model))
-    stop()
 
 
 @pytest.fixture(scope="module")
@@ -323,29 +288,6 @@ def test_adapters_by_model_name(tiny_model: Path, lora_dirs):
         stop()
 
 
-def test_concurrent_requests_are_batched(noisy):
-    url, model, tok = noisy
-    c = client(url)
-    want = [x.text for x in generate_batched(model, tok, [msgs(q) for q in QUESTIONS], max_new_tokens=16)]
-    before = stats(url)
-    got: list[str | None] = [None] * len(QUESTIONS)
-
-    def one(i):
-        got[i] = c.chat.completions.create(model="noisy", messages=msgs(QUESTIONS[i]), temperature=0,
-                                           max_tokens=16).choices[0].message.content
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(QUESTIONS))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    after = stats(url)
-    assert got == want
-    assert after["requests"] - before["requests"] == 20
-    assert after["batches"] - before["batches"] < 20, after
-    assert after["largest_batch"] > 1 and after["in_flight"] == 0
-
-
 def test_malformed_requests_get_4xx_and_the_server_goes_on(noisy):
     url, _, tok = noisy
     good = {"model": "noisy", "messages": msgs("a=1. a?"), "max_tokens": 3, "temperature": 0}
@@ -390,31 +332,6 @@ def test_unknown_model_is_404(noisy):
         client(url).models.retrieve("gpt-9")
     status, out = post(url, "/completions", {"model": "gpt-9", "prompt": "x"})
     assert status == 404 and out["error"]["type"] == "invalid_request_error"
-
-
-def test_full_queue_answers_503_at_once(noisy_model: Path):
-    url, stop = serve_in_thread(str(noisy_model), name="q", max_queued_requests=1)
-    try:
-        c = client(url)
-        long_run = c.chat.completions.create(model="q", messages=msgs("a=1"), max_tokens=1000, temperature=0,
-                                             stream=True, extra_body={"ignore_eos": True})
-        next(iter(long_run))                     # the first request is now running
-        t0 = time.monotonic()
-        with pytest.raises(openai.APIStatusError) as e:
-            c.chat.completions.create(model="q", messages=msgs("a=2"), max_tokens=2)
-        assert time.monotonic() - t0 < 2, "a full queue answers at once"
-        assert e.value.status_code == 503 and e.value.body["code"] == "server_overloaded"
-        assert e.value.response.headers.get("retry-after") == "1"
-        long_run.close()                         # a client that hangs up frees its slot
-        deadline = time.monotonic() + 10
-        while stats(url)["in_flight"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        r = c.chat.completions.create(model="q", messages=msgs("a=2"), max_tokens=2)
-        assert r.choices[0].message.content is not None
-        s = stats(url)
-        assert s["rejected"] == 1 and s["tokens"] < 900, "the hung-up request stopped generating"
-    finally:
-        stop()
 
 
 @pytest.mark.slow
@@ -471,66 +388,3 @@ def test_lorid_output_dir_serves_its_adapters(tiny_model: Path, lora_dirs, tmp_p
         assert out["alpha"] != out["beta"]
     finally:
         stop()
-
-
-def test_streamed_text_only_grows():
-    """``visible`` of every prefix of a reply is a prefix of the final parts (what streaming relies on)."""
-    import random
-
-    from thinkling.serve.text import holdback, split_reasoning, visible
-
-    assert holdback("abc</thi", ["</think>"]) == 5 and holdback("abc", ["</think>"]) == 0
-    assert split_reasoning("  <think> hm \n</think>\n\nAnswer: 4", False) == ("hm", "Answer: 4")
-    assert split_reasoning("hm</think> 4", True) == ("hm", "4")
-    assert split_reasoning("4", False) == (None, "4")
-    assert split_reasoning("<think>still going", False) == ("still going", "")
-    rng = random.Random(0)
-    pieces = ["<think>", "</think>", "<", "</", "think", ">", " ", "\n", "a", "b", "STOP", "ST", "x1"]
-    for _ in range(300):
-        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
-        for split in (False, True):
-            for opened in (False, True):
-                r_end, c_end = visible(text, True, split, opened, ["STOP"])
-                for i in range(len(text) + 1):
-                    r, c = visible(text[:i], False, split, opened, ["STOP"])
-                    assert c_end.startswith(c), (text, i, split, opened)
-                    assert r is None or (r_end or "").startswith(r), (text, i, split, opened)
-
-
-def test_detokenizer_equals_a_whole_decode(noisy):
-    _, _, tok = noisy
-    from thinkling.engines.hf_decode import Detokenizer
-
-    for seed in range(5):
-        ids = torch.randint(0, len(tok), (40,), generator=torch.Generator().manual_seed(seed)).tolist()
-        d = Detokenizer(tok)
-        text = "".join(d.add(i) for i in ids) + d.flush()
-        assert text == tok.decode(ids, skip_special_tokens=True)
-
-
-def test_cli_serve_help_and_errors(tmp_path: Path, tiny_model: Path):
-    from typer.testing import CliRunner
-
-    from thinkling.cli import app
-
-    runner = CliRunner()
-    r = runner.invoke(app, ["serve", "--help"])
-    assert r.exit_code == 0
-    for key in ("model", "adapters", "max_batch_size", "max_queued_requests", "reasoning_parser", "batch_window_ms"):
-        assert f"{key} [" in r.output, key
-    for args, needle in [
-        ([], "missing required key 'model'"),
-        (["model=x", "bogus=1"], "unknown key 'bogus'"),
-        (["model=/no/such/dir"], "model path does not exist"),
-        ([f"model={tiny_model}", f"adapters=[a={tmp_path}]"], "no peft adapter"),
-        ([f"model={tiny_model}", "--reasoning-parser", "deepseek"], "reasoning_parser"),
-    ]:
-        r = runner.invoke(app, ["serve", *args])
-        assert r.exit_code == 2 and "error:" in r.output and needle in r.output, (args, r.output)
-    import socket
-
-    with socket.socket() as busy:  # a port someone else listens on: a one-line failure, before loading
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        r = runner.invoke(app, ["serve", f"model={tiny_model}", "--port", str(busy.getsockname()[1])])
-        assert r.exit_code == 1 and "cannot listen on 127.0.0.1:" in r.output and "Traceback" not in r.output, r.output
