@@ -25,9 +25,14 @@ os.environ["COLUMNS"] = "300"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
 
 from helpers import arithmetic_texts, run_cli  # noqa: E402
+from helpers.curate import gen  # noqa: E402
 from helpers.engines import MODEL  # noqa: E402
+from thinkling.config import build_config  # noqa: E402
+from thinkling.curate.stage import CurateConfig, curate  # noqa: E402
+from thinkling.generate.stage import GenerateConfig, generate  # noqa: E402
 from thinkling.models.loading import load_model, load_tokenizer  # noqa: E402
 from thinkling.serve.server import serve_in_thread  # noqa: E402
 
@@ -141,3 +146,28 @@ def noisy(noisy_model: Path):
     url, stop = serve_in_thread(str(noisy_model), name="noisy")
     yield url, load_model(str(noisy_model)), load_tokenizer(str(noisy_model))
     stop()
+
+
+@pytest.fixture(scope="module")
+def long_traces(tmp_path_factory) -> Path:
+    import io
+
+    from rich.console import Console
+
+    return gen(tmp_path_factory.mktemp("long") / "traces", n=6, console=Console(file=io.StringIO()))
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory) -> Path:
+    """Long oracle traces, levels 1-4, through difficulty -> compress (DAP) -> chunk -> knowledge."""
+    root = tmp_path_factory.mktemp("methods")
+    console = Console(file=io.StringIO())
+    generate(build_config(GenerateConfig, {"out": str(root / "t"), "task": {"n": 5}, "teacher": {"style": "long"}}),
+             console=console)
+    curate(build_config(CurateConfig, {"traces": str(root / "t"), "out": str(root / "chunked"),
+                                       "ops": ["verify", "chunk", "knowledge"], "chunk": {"embedder": "lexical"}}),
+           console=console)
+    curate(build_config(CurateConfig, {"traces": str(root / "t"), "out": str(root / "dap"),
+                                       "ops": ["verify", "difficulty", "compress"],
+                                       "difficulty": {"method": "judge"}}), console=console)
+    return root

@@ -202,3 +202,18 @@ def test_quickstart_recipe_is_packaged_and_valid(tmp_path):
     assert QUICKSTART.is_file(), f"built-in recipe missing: {QUICKSTART}"
     plan = load_recipe(QUICKSTART, [f"out={tmp_path / 'qs'}"])
     assert plan.trn and plan.gen and plan.cur
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def test_cli_takes_ops_as_a_comma_list(long_traces, tmp_path):
+    from helpers import run_cli
+
+    r = run_cli("curate", f"traces={long_traces}", f"out={tmp_path / 'd'}", "--ops", "verify,difficulty,select",
+                "difficulty.method=level")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert [o["op"] for o in m["counts"]["ops"]] == ["verify", "difficulty", "select"]
+    bad = run_cli("curate", f"traces={long_traces}", f"out={tmp_path / 'e'}", "--ops", "verify,sparkle")
+    assert bad.returncode == 2 and "sparkle" in bad.stderr

@@ -4,6 +4,7 @@ serve`` through the fault proxy (only what was in flight at the kill is asked tw
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,52 @@ from helpers.generate import ledger, lines
 from thinkling.artifacts import read_jsonl, read_manifest
 from thinkling.engines import SamplingParams
 from thinkling.generate.stage import request_key
+
+
+@pytest.mark.slow
+def test_generate_survives_kill_9_and_resumes_without_loss_or_duplicates(tmp_path):
+    out = tmp_path / "traces"
+    n, levels = 20000, [3, 4]  # with operands up to 9, level 3 holds ~4.2k distinct train problems
+    args = [sys.executable, "-m", "thinkling.cli", "generate", f"out={out}", f"task.n={n}", "task.options.max_operand=9",
+            f"task.levels=[{','.join(map(str, levels))}]", "teacher.style=concise", "chunk_size=64"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    traces = out / "traces.jsonl"
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if traces.exists() and traces.stat().st_size > 20_000:  # some chunks are on disk
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the generate process was not killed mid-run (exit {proc.returncode}); raise task.n\n"
+        + (tmp_path / "first.log").read_text()[-2000:])
+    assert not (out / "manifest.json").exists()
+    requested = (out / "problems.jsonl").read_bytes().count(b"\n")
+    assert requested > n  # level 4 alone gives n
+    lines_at_kill = traces.read_bytes().count(b"\n")
+    assert 0 < lines_at_kill < requested
+
+    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "already done" in second.stderr
+
+    keys = []
+    with open(traces, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            assert line.endswith("\n"), f"line {i} is partial"
+            keys.append(json.loads(line)["key"])  # every line parses
+    assert len(keys) == len(set(keys)), "duplicate keys after resume"
+    assert len(keys) == requested
+    problems = read_jsonl(out / "problems.jsonl")
+    wanted = {request_key("oracle:concise", [{"role": "user", "content": p["question"]}], SamplingParams(), 0)
+              for p in problems}
+    assert set(keys) == wanted
+    m = read_manifest(out)
+    assert m["counts"]["traces"] == m["counts"]["requested"] == requested
+    assert 0 < m["counts"]["new_this_run"] <= requested - lines_at_kill + 1  # the first run's work was kept
 
 
 @pytest.mark.slow

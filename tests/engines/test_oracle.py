@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from helpers.engines import ask
+from helpers.generate import gen_cfg
+from thinkling.config import build_config
 from thinkling.engines import build_engine, engine_options
 from thinkling.format import format_assistant
+from thinkling.generate.stage import GenerateConfig, generate
 from thinkling.tasks import get_task
 
 
@@ -35,3 +38,13 @@ def test_oracle_answers_every_role_and_cuts_at_max_tokens_words():
     assert isinstance(bad, ValueError) and "synthetic" in str(bad)
     with pytest.raises(ValueError, match="only knows synthetic tasks"):
         build_engine(engine_options({"backend": "oracle"}), get_task("gsm8k"))
+
+
+def test_oracle_refuses_non_synthetic_tasks_and_unknown_styles(tmp_path, gsm8k_dir, captured):
+    with pytest.raises(ValueError) as e:
+        generate(build_config(GenerateConfig, {"out": str(tmp_path / "g"), "task": {
+            "name": "gsm8k", "n": 2, "options": {"data_dir": str(gsm8k_dir)}}}), console=captured.console)
+    assert "gsm8k" in str(e.value)
+    with pytest.raises(ValueError) as e:
+        generate(gen_cfg(tmp_path / "h", n=2, style="verbose"), console=captured.console)
+    assert "verbose" in str(e.value)

@@ -13,14 +13,65 @@ import socket
 import pytest
 
 from faultproxy import FaultProxy, stub_responder
+from helpers import sha
 from helpers.engines import teacher
-from helpers.generate import ledger, lines, ocfg
-from thinkling.artifacts import read_jsonl
+from helpers.generate import gen_cfg, ledger, lines, ocfg
+from thinkling.artifacts import read_jsonl, read_manifest
 from thinkling.config import build_config
 from thinkling.engines import SamplingParams
 from thinkling.engines.openai import OpenAIOptions
 from thinkling.generate.stage import GenerateConfig, generate, request_key
-from thinkling.records import latest_traces
+from thinkling.records import Problem, Trace, latest_traces
+
+
+def test_generate_with_the_oracle_end_to_end(tmp_path, captured):
+    out = tmp_path / "traces"
+    cfg = gen_cfg(out, n=15, style="long", samples=2)
+    m = generate(cfg, console=captured.console)
+    assert m["counts"]["problems"] == 30
+    assert m["counts"]["requested"] == m["counts"]["traces"] == m["counts"]["new_this_run"] == 60
+    assert m["counts"]["failed"] == 0
+    problems = read_jsonl(out / "problems.jsonl", Problem)
+    assert len(problems) == 30 and len({p.id for p in problems}) == 30
+    assert {p.level for p in problems} == {1, 2} and all(p.split == "train" for p in problems)
+    traces = read_jsonl(out / "traces.jsonl", Trace)
+    assert len(traces) == 60 and len({t.key for t in traces}) == 60
+    gold = {p.id: p.answer for p in problems}
+    by_problem: dict[str, set[int]] = {}
+    for t in traces:
+        # keyed by (teacher, rendered prompt, sampling, sample index)
+        assert t.key == request_key("oracle:long", t.prompt, cfg.sampling, t.sample_index)
+        assert t.prompt == [{"role": "user", "content": t.question}]
+        assert t.answer == gold[t.problem_id] and t.reasoning and t.finish_reason == "stop"
+        assert t.usage.completion_tokens > 0 and t.meta["sentences"]
+        by_problem.setdefault(t.problem_id, set()).add(t.sample_index)
+    assert by_problem == {p.id: {0, 1} for p in problems}
+    assert read_jsonl(out / "failed.jsonl") == []
+    assert json.loads((out / "config.json").read_text())["teacher"]["style"] == "long"
+
+    # the same config again: skipped by the manifest, nothing rewritten
+    before = {f: sha(out / f) for f in ("manifest.json", "traces.jsonl", "problems.jsonl")}
+    again = generate(cfg, console=captured.console)
+    assert "skipping" in captured.text
+    assert again == m and before == {f: sha(out / f) for f in before}
+
+    # more problems into the same dir: finished keys are reused, only the new ones are generated
+    bigger = gen_cfg(out, n=20, style="long", samples=2)
+    m2 = generate(bigger, console=captured.console)
+    assert m2["counts"]["requested"] == m2["counts"]["traces"] == 80
+    assert m2["counts"]["new_this_run"] == 20
+    keys = [t.key for t in read_jsonl(out / "traces.jsonl", Trace)]
+    assert len(keys) == len(set(keys)) == 80
+
+
+def test_request_keys_depend_on_every_part():
+    msgs = [{"role": "user", "content": "q"}]
+    s = SamplingParams()
+    k = request_key("oracle:long", msgs, s, 0)
+    assert k == request_key("oracle:long", [{"content": "q", "role": "user"}], SamplingParams(), 0)
+    assert len({k, request_key("oracle:concise", msgs, s, 0), request_key("oracle:long", msgs, s, 1),
+                request_key("oracle:long", [{"role": "user", "content": "q2"}], s, 0),
+                request_key("oracle:long", msgs, SamplingParams(temperature=0.7), 0)}) == 5
 
 
 def test_request_key_leaves_out_max_tokens_but_not_the_rest():
@@ -36,6 +87,19 @@ def test_request_key_leaves_out_max_tokens_but_not_the_rest():
     b = OpenAIOptions(model="m", base_url="http://b/v1", rpm=60, max_retries=1)
     assert a.identity() == b.identity()
     assert a.identity() != OpenAIOptions(model="m", base_url=url, extra_body={"top_k": 5}).identity()
+
+
+def test_generating_with_another_teacher_style_into_the_same_dir_is_refused(tmp_path, captured):
+    out = tmp_path / "traces"
+    generate(gen_cfg(out, n=5, style="long"), console=captured.console)
+    before = sha(out / "traces.jsonl")
+    with pytest.raises(ValueError) as e:
+        generate(gen_cfg(out, n=5, style="concise"), console=captured.console)
+    assert "teacher" in str(e.value) and str(out) in str(e.value)
+    with pytest.raises(ValueError):
+        generate(gen_cfg(out, n=5, style="long", sampling={"temperature": 0.5}), console=captured.console)
+    assert sha(out / "traces.jsonl") == before
+    assert read_manifest(out)["config"]["teacher"]["style"] == "long"  # the finished run is left intact
 
 
 # ----------------------------------------------------------------------------- with the openai teacher

@@ -11,6 +11,11 @@ from thinkling.config import build_config
 from thinkling.generate.stage import GenerateConfig
 
 
+def gen_cfg(out: Path, n: int = 10, levels=(1, 2), style: str = "concise", **kw) -> GenerateConfig:
+    return build_config(GenerateConfig, {"out": str(out), "task": {"n": n, "levels": list(levels)},
+                                         "teacher": {"style": style}, **kw})
+
+
 def ocfg(out: Path, base_url: str, n: int = 6, levels=(1, 2), max_tokens: int = 8, chunk_size: int = 16,
          **teacher_kw) -> GenerateConfig:
     return build_config(GenerateConfig, {"out": str(out), "task": {"n": n, "levels": list(levels)},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from helpers.report import TRICKY_Q, VALIDATION, fake_rows, fake_samples
+from thinkling.metrics import summarize
 from thinkling.report import write_report
 
 
@@ -53,3 +54,17 @@ def test_pipeline_style_rows_still_report(tmp_path):
     assert "![frontier](frontier.png)" in md and "| perfect |" in md and "## Students" in md
     assert "## Logic groups" not in md and "## Evidence regimes" not in md
     assert (tmp_path / "report.html").is_file() and (tmp_path / "level_tokens.png").is_file()
+
+
+def test_report_for_perfect_and_zero_accuracy(tmp_path):
+    """BUG: a model at 100% (e.g. 10/10) or 0% (e.g. 0/69) accuracy makes the frontier plot raise
+    "'yerr' must not contain negative values" (ci_high - accuracy is -1e-16), so `thinkling run`
+    fails at the report after every stage has finished."""
+    from thinkling.report import write_report
+
+    rows = []
+    for name, k, n in (("perfect", 10, 10), ("zero", 0, 69), ("half", 5, 10)):
+        rows.append({"model": name, "task": "arithmetic", "level": "all",
+                     **summarize([True] * k + [False] * (n - k), [5] * n, [False] * n, 1.0)})
+    path = write_report(rows, tmp_path, "t")
+    assert path.is_file() and (tmp_path / "frontier.png").stat().st_size > 0

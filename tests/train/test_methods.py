@@ -1,4 +1,5 @@
-"""Training methods' data sources: which tokens of which rows get loss, per method.
+"""Training methods' data sources: which tokens of which rows get loss, per method, and (slow) the rows a
+method trains on in a real run.
 
 Rows are built with the session's tiny tokenizer from curated examples that went through the real
 curation ops (chunk, difficulty, compress, knowledge), so the masks are checked on what training sees.
@@ -6,40 +7,18 @@ curation ops (chunk, difficulty, compress, knowledge), so the masks are checked 
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
+from helpers.train import run_train
 from thinkling.artifacts import read_jsonl
 from thinkling.config import build_config
-from thinkling.curate.stage import CurateConfig, curate
-from thinkling.generate.stage import GenerateConfig, generate
-from thinkling.records import Example
 from thinkling.format import LONG_MARK, SHORT_MARK, deep_question, format_assistant
-from thinkling.train.losses import IGNORE
-from thinkling.train.methods import (
-    get_method, lorid_sources, method_names, skip_chunks,
-)
+from thinkling.records import Example
 from thinkling.train.config import TrainConfig
-
-
-@pytest.fixture(scope="module")
-def curated(tmp_path_factory) -> Path:
-    """Long oracle traces, levels 1-4, through difficulty -> compress (DAP) -> chunk -> knowledge."""
-    root = tmp_path_factory.mktemp("methods")
-    console = Console(file=io.StringIO())
-    generate(build_config(GenerateConfig, {"out": str(root / "t"), "task": {"n": 5}, "teacher": {"style": "long"}}),
-             console=console)
-    curate(build_config(CurateConfig, {"traces": str(root / "t"), "out": str(root / "chunked"),
-                                       "ops": ["verify", "chunk", "knowledge"], "chunk": {"embedder": "lexical"}}),
-           console=console)
-    curate(build_config(CurateConfig, {"traces": str(root / "t"), "out": str(root / "dap"),
-                                       "ops": ["verify", "difficulty", "compress"],
-                                       "difficulty": {"method": "judge"}}), console=console)
-    return root
+from thinkling.train.losses import IGNORE
+from thinkling.train.methods import get_method, lorid_sources, method_names, skip_chunks
 
 
 def cfg(data: Path, **kw) -> TrainConfig:
@@ -155,26 +134,7 @@ def test_redi_pairs_positives_with_negatives(tmp_path, tokenizer):
         get_method("redi").build_rows(pos, tokenizer, cfg(tmp_path, method="redi"))
 
 
-def test_config_help_lists_method_options():
-    from thinkling.config import describe_fields
-
-    keys = {k for k, _, _ in describe_fields(TrainConfig)}
-    assert {"kd.teacher", "kd.loss", "kd.beta", "lora.enabled", "lora.r", "redi.alpha", "adaptive.short_max_tier",
-            "chunkwise.reasoning_only", "skip_keep_ends"} <= keys
-    with pytest.raises(Exception, match="sparkle"):
-        build_config(TrainConfig, {"data": "d", "out": "o", "method": "sparkle"})
-
-
 # ----------------------------------------------------------------------------- training end to end (slow)
-
-
-def run_train(data: Path, out: Path, console, **kw) -> dict:
-    from thinkling.train.stage import train
-
-    d = {"data": str(data), "out": str(out), "max_steps": 3, "save_steps": 100, "batch_size": 4, "logging_steps": 1,
-         "threads": 1, "max_len": 512, "show_mask": False, "lr": 1e-3}
-    d.update(kw)
-    return train(build_config(TrainConfig, d), console=console)
 
 
 @pytest.mark.slow
@@ -185,46 +145,6 @@ def test_chunkwise_and_skip_train_on_their_rows(curated, tiny_model, tmp_path, c
     s = run_train(curated / "chunked", tmp_path / "skip", captured.console, method="skip", model=str(tiny_model))
     assert s["counts"]["trained_tokens_per_epoch"] < 0.75 * m["counts"]["trained_tokens_per_epoch"]
     assert (tmp_path / "skip" / "model.safetensors").is_file()
-
-
-def _first_loss(m: dict) -> float:
-    return m["loss_history"][0]
-
-
-@pytest.mark.slow
-def test_kd_online_equals_offline_with_all_logprobs_and_taid_moves_t(curated, tiny_model, noisy_model, tmp_path,
-                                                                    captured):
-    from thinkling.models.loading import load_tokenizer
-
-    vocab = len(load_tokenizer(str(tiny_model)))
-    common = dict(method="kd", model=str(tiny_model), group_by_length=False, max_steps=2)
-    online = run_train(curated / "chunked", tmp_path / "on", captured.console,
-                       kd={"teacher": str(noisy_model), "loss": "kd_fkl"}, **common)
-    offline = run_train(curated / "chunked", tmp_path / "off", captured.console,
-                        kd={"teacher": str(noisy_model), "loss": "kd_fkl", "offline": True, "top_k": vocab}, **common)
-    # same batches, same student: the stored top-V log-probs give the online teacher's loss
-    assert _first_loss(offline) == pytest.approx(_first_loss(online), rel=1e-3)
-    assert _first_loss(online) > 0.5  # a random-weight teacher is far from the student
-    few = run_train(curated / "chunked", tmp_path / "few", captured.console,
-                    kd={"teacher": str(noisy_model), "loss": "kd_fkl", "offline": True, "top_k": 4}, **common)
-    assert 0 < _first_loss(few) < _first_loss(online) + 1e-6  # k+1 buckets lose detail, never add divergence
-    captured.buf.truncate(0)
-    run_train(curated / "chunked", tmp_path / "taid", captured.console, max_steps=40, logging_steps=40,
-              kd={"teacher": str(noisy_model), "loss": "taid"}, **{k: v for k, v in common.items() if k != "max_steps"})
-    ts = [float(x.split("taid t ")[1].split(",")[0]) for x in captured.text.splitlines() if "taid t " in x]
-    assert ts and ts[-1] > 0.4  # t starts at 0.4 and only grows
-
-
-@pytest.mark.slow
-def test_kd_refuses_a_teacher_with_another_vocabulary(curated, tiny_model, tmp_path, captured):
-    from thinkling.models.tiny import TinySpec, build_tiny
-
-    other = tmp_path / "other"
-    build_tiny(other, ["a b c d e f g", "1 2 3 4 5"] * 20, TinySpec(vocab_size=300, hidden_size=32, num_layers=1,
-                                                                     num_heads=1, intermediate_size=64), seed=0)
-    with pytest.raises(ValueError, match=r"teacher vocabulary \d+ != student vocabulary \d+"):
-        run_train(curated / "chunked", tmp_path / "s", captured.console, method="kd", model=str(tiny_model),
-                  kd={"teacher": str(other)})
 
 
 @pytest.mark.slow
@@ -272,70 +192,3 @@ def test_redi_subtracts_the_negatives_and_widens_the_margin(tmp_path, tiny_model
     # the wrong traces lose likelihood against the right ones (on a random-weight model, six steps do not
     # reliably separate REDI from alpha = 0 on this margin: both lift the right answers)
     assert margin(tmp_path / "r") > margin(tiny_model) + 0.1
-
-
-@pytest.mark.slow
-def test_lora_merged_export_is_a_plain_checkpoint_equal_to_base_plus_adapter(curated, tiny_model, tmp_path, captured):
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    m = run_train(curated / "chunked", tmp_path / "l", captured.console, model=str(tiny_model),
-                  lora={"enabled": True, "r": 4}, lr=1e-2)
-    assert m["counts"]["steps"] == 3
-    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "l")
-    assert not hasattr(merged, "peft_config")
-    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / "l" / "adapter")
-    base = AutoModelForCausalLM.from_pretrained(tiny_model)
-    ids = torch.tensor([[1, 5, 9, 14, 20, 33]])
-    with torch.no_grad():
-        a, b, c = merged(input_ids=ids).logits, peft(input_ids=ids).logits, base(input_ids=ids).logits
-    assert torch.allclose(a, b, atol=1e-5)
-    assert not torch.allclose(a, c, atol=1e-4)  # the adapter learned something
-
-
-@pytest.mark.slow
-def test_lorid_saves_three_switchable_adapters_on_one_base(curated, tiny_model, tmp_path, captured):
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    m = run_train(curated / "chunked", tmp_path / "lorid", captured.console, method="lorid", model=str(tiny_model),
-                  max_steps=2, lr=1e-2)
-    out = tmp_path / "lorid"
-    assert set(m["counts"]["adapters"]) == {"intuitive", "knowledge", "deep"}
-    assert json.loads((out / "lorid.json").read_text())["default"] == "intuitive"
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out / "base"),
-                                      out / "adapters" / "intuitive", adapter_name="intuitive")
-    for name in ("knowledge", "deep"):
-        model.load_adapter(str(out / "adapters" / name), adapter_name=name)
-    ids = torch.tensor([[1, 5, 9, 14, 20, 33]])
-    logits = {}
-    for name in ("intuitive", "knowledge", "deep"):
-        model.set_adapter(name)
-        with torch.no_grad():
-            logits[name] = model(input_ids=ids).logits
-    assert not torch.allclose(logits["intuitive"], logits["knowledge"], atol=1e-4)
-    assert not torch.allclose(logits["knowledge"], logits["deep"], atol=1e-4)
-    merged = AutoModelForCausalLM.from_pretrained(out)  # the Intuitive Reasoner as a plain checkpoint
-    with torch.no_grad():
-        assert torch.allclose(merged(input_ids=ids).logits, logits["intuitive"], atol=1e-5)
-
-
-@pytest.mark.slow
-def test_adaptive_student_can_be_forced_into_a_mode_at_eval(curated, tiny_model, tmp_path, captured):
-    from thinkling.artifacts import read_jsonl as rj
-    from thinkling.evaluate.stage import EvalConfig, evaluate
-
-    run_train(curated / "dap", tmp_path / "a", captured.console, method="adaptive", model=str(tiny_model))
-    cfg = build_config(EvalConfig, {"out": str(tmp_path / "e"), "task": {"n": 3, "split": "test", "levels": [1, 4]},
-                                    "max_new_tokens": 8,
-                                    "models": [{"name": "free", "path": str(tmp_path / "a")},
-                                               {"name": "long", "path": str(tmp_path / "a"), "reply_prefix": LONG_MARK}]})
-    evaluate(cfg, console=captured.console)
-    samples = rj(tmp_path / "e" / "samples.jsonl")
-    assert all(s["completion"].startswith(LONG_MARK) for s in samples if s["model"] == "long")
-    rows = json.loads((tmp_path / "e" / "results.json").read_text())
-    forced = [r for r in rows if r["model"] == "long" and r["level"] == "all"][0]
-    assert forced["short_mode_share"] == 0.0 and forced["protocol"]["reply_prefix"] == LONG_MARK
-    assert all(s["tokens"] <= 8 for s in samples)  # the given prefix is not counted as generated

@@ -1,31 +1,176 @@
-"""Distillation losses (``kd_fkl``, ``kd_rkl``, ``kd_jsd``, ``taid``, ``redi``) and the TAID schedule.
+"""Losses: cross-entropy summed and divided once by the global token count, the distillation losses
+(``kd_fkl``, ``kd_rkl``, ``kd_jsd``, ``taid``, ``redi``) and the TAID schedule.
 
 Layer 1 (analytic: known values, a direct numpy computation, end points, masks, errors, gradient
-sanity) and layer 4 (loss and gradient invariance across micro-batch splits) of the house style.
-Everything is tiny and in float64 where a tolerance is tight.
+sanity), layer 2 (reference equivalence) and layer 4 (loss and gradient invariance across micro-batch
+splits, also on a real model) of the house style. Everything is tiny and in float64 where a tolerance
+is tight.
 """
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from helpers import conversations
+from thinkling.models.render import render
 from thinkling.train.losses import (
-    IGNORE,
-    REDI_ALPHA,
-    TAIDSchedule,
-    cross_entropy,
-    generalized_jsd,
-    get_loss,
-    loss_names,
-    mix_with_ce,
-    redi_weights,
-    shift,
-    shift_teacher,
+    IGNORE, REDI_ALPHA, TAIDSchedule, cross_entropy, generalized_jsd, get_loss, loss_names, mix_with_ce,
+    normalize_by_global_tokens, redi_weights, shift, shift_teacher,
 )
+
+
+# ----------------------------------------------------------------------------- cross-entropy: analytic
+
+
+def test_loss_registry():
+    assert "ce" in loss_names()
+    assert get_loss("ce") is cross_entropy
+    with pytest.raises(KeyError):
+        get_loss("kl_magic")
+
+
+def test_ce_of_an_all_masked_batch_is_zero_not_nan():
+    logits = torch.randn(2, 5, 7, requires_grad=True)
+    labels = torch.full((2, 5), IGNORE)
+    total, n = cross_entropy(logits, labels)
+    assert n.item() == 0
+    assert torch.isfinite(total) and total.item() == 0.0
+    total.backward()
+    assert torch.count_nonzero(logits.grad) == 0
+    wrapped = normalize_by_global_tokens(cross_entropy)
+    for denom in (None, 0, torch.tensor(0)):
+        loss = wrapped(SimpleNamespace(logits=torch.randn(2, 5, 7)), torch.full((2, 5), IGNORE), num_items_in_batch=denom)
+        assert torch.isfinite(loss) and loss.item() == 0.0
+
+
+def test_ce_analytic_values():
+    V = 8
+    labels = torch.tensor([[1, 2, IGNORE, 3]])
+    total, n = cross_entropy(torch.zeros(1, 4, V), labels)  # uniform logits: log V per token
+    assert n.item() == 3
+    assert total.item() == pytest.approx(3 * torch.log(torch.tensor(float(V))).item(), rel=1e-6)
+    logits = torch.randn(3, 6, V)
+    labels = torch.randint(0, V, (3, 6))
+    labels[0, :4] = IGNORE
+    total, n = cross_entropy(logits, labels)
+    ref = F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    assert total.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert n.item() == int((labels != IGNORE).sum())
+
+
+def test_shift_aligns_position_t_with_token_t_plus_1():
+    logits = torch.arange(2 * 4 * 3, dtype=torch.float).reshape(2, 4, 3)
+    labels = torch.tensor([[10, 11, 12, 13], [20, 21, 22, 23]])
+    lg, lb = shift(logits, labels)
+    assert lg.shape == (2, 3, 3) and lb.tolist() == [[11, 12, 13], [21, 22, 23]]
+    assert torch.equal(lg, logits[:, :3])
+
+
+# ----------------------------------------------------------------------------- cross-entropy: reference equivalence
+
+
+def _batch(lengths: list[int], V: int = 13, prompt: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    T = max(lengths)
+    logits = torch.randn(len(lengths), T, V, generator=g)
+    labels = torch.full((len(lengths), T), IGNORE)
+    for i, L in enumerate(lengths):
+        labels[i, :L] = torch.randint(0, V, (L,), generator=g)
+        labels[i, :prompt] = IGNORE  # prompt tokens get no loss
+    return logits, labels
+
+
+def _reference_mean(logits, labels) -> float:
+    lg, lb = shift(logits, labels)
+    m = lb != IGNORE
+    return F.cross_entropy(lg[m], lb[m]).item()
+
+
+@pytest.mark.parametrize("splits", [[[0], [1], [2], [3]], [[0, 1], [2, 3]], [[1], [0, 2, 3]], [[0, 1, 2, 3]]])
+@pytest.mark.parametrize("as_tensor", [True, False])
+def test_split_batches_sum_to_the_unsplit_per_token_mean(splits, as_tensor):
+    """Summing micro-batch losses divided by the global count == the per-token mean of the whole batch,
+    even when examples differ ~30x in length and each micro-batch is padded to its own length."""
+    lengths = [4, 120, 9, 60]
+    logits, labels = _batch(lengths)
+    ref = _reference_mean(logits, labels)
+    N = int((labels[:, 1:] != IGNORE).sum())
+    fn = normalize_by_global_tokens(get_loss("ce"))
+    total = 0.0
+    for idx in splits:
+        T = max(lengths[i] for i in idx)  # pad to the micro-batch's own longest row
+        out = SimpleNamespace(logits=logits[idx, :T])
+        total += fn(out, labels[idx, :T], num_items_in_batch=torch.tensor(N) if as_tensor else N).item()
+    assert total == pytest.approx(ref, rel=1e-5)
+
+
+def test_mean_of_micro_batch_means_would_differ():
+    """Sanity: the naive per-micro-batch mean (no global count) is measurably wrong on this batch,
+    so the equivalence test above can fail."""
+    lengths = [4, 120, 9, 60]
+    logits, labels = _batch(lengths)
+    ref = _reference_mean(logits, labels)
+    fn = normalize_by_global_tokens(get_loss("ce"))
+    naive = sum(fn(SimpleNamespace(logits=logits[[i]]), labels[[i]]).item() for i in range(4)) / 4
+    assert abs(naive - ref) > 1e-3
+
+
+def test_without_global_count_a_micro_batch_is_its_own_per_token_mean():
+    logits, labels = _batch([30, 7])
+    fn = normalize_by_global_tokens(get_loss("ce"))
+    assert fn(SimpleNamespace(logits=logits), labels).item() == pytest.approx(_reference_mean(logits, labels), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- cross-entropy: invariance on a real model
+
+
+def test_loss_and_gradients_invariant_to_micro_batch_split(tiny_model, tokenizer):
+    """Layer 4: one optimizer step's loss and gradient do not depend on how the batch is split into
+    micro-batches (each padded to its own length), with examples of very different lengths."""
+    from thinkling.models.loading import load_model
+    from thinkling.train.trainer import Collator
+
+    model = load_model(str(tiny_model))
+    model.train()
+    rows = []
+    convs = conversations()
+    for prompt, reply in [convs[0], convs[1], convs[2], convs[4]]:  # long, concise, none, concise
+        ids, mask = render(tokenizer, prompt, reply)
+        rows.append({"input_ids": ids, "labels": [t if m else IGNORE for t, m in zip(ids, mask)]})
+    lengths = [sum(x != IGNORE for x in r["labels"]) for r in rows]
+    assert max(lengths) > 5 * min(lengths)
+    collate = Collator(tokenizer.pad_token_id)
+    fn = normalize_by_global_tokens(get_loss("ce"))
+    N = sum(lengths)  # labels[0] is a prompt token, so shifted and unshifted counts agree
+
+    def step(groups):
+        model.zero_grad()
+        total = 0.0
+        for g in groups:
+            b = collate([rows[i] for i in g])
+            out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+            loss = fn(out, b["labels"], num_items_in_batch=N)
+            loss.backward()
+            total += loss.item()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        return total, grads
+
+    loss_full, g_full = step([[0, 1, 2, 3]])
+    for groups in ([[0], [1], [2], [3]], [[1, 2], [0, 3]]):
+        loss_split, g_split = step(groups)
+        assert loss_split == pytest.approx(loss_full, rel=1e-5)
+        assert torch.allclose(g_split, g_full, rtol=1e-4, atol=1e-7)
+        assert (g_split - g_full).norm() / g_full.norm() < 1e-5
+
+
+# ----------------------------------------------------------------------------- distillation losses
+
 
 KD = ["kd_fkl", "kd_rkl", "kd_jsd", "taid"]
 # (loss, hp) pairs covering every divergence and the end points of beta and t
@@ -55,7 +200,7 @@ def _loss(name, zs, labels, teacher, **hp):
     return get_loss(name)(zs, labels, teacher=teacher, **hp)
 
 
-# ----------------------------------------------------------------------------- numpy reference
+# ----------------------------------------------------------------------------- distillation losses: a numpy reference
 
 
 def _np_softmax(x):
@@ -109,7 +254,7 @@ def _np_reference(name, zs, zt, labels, hp, tau=1.0, k=None):
     return total
 
 
-# ----------------------------------------------------------------------------- analytic
+# ----------------------------------------------------------------------------- distillation losses: analytic
 
 
 def test_registry_names_every_distillation_loss():
@@ -355,7 +500,7 @@ def test_shift_teacher_aligns_with_shifted_student():
     assert t["vocab_size"] == zt.shape[-1] and shift_teacher(None) is None
 
 
-# ----------------------------------------------------------------------------- gradient sanity
+# ----------------------------------------------------------------------------- distillation losses: gradient sanity
 
 
 def _fkl_to_teacher(z, labels, teacher):
@@ -383,7 +528,8 @@ def test_sgd_on_student_logits_reduces_the_divergence(name, hp, kind):
     assert values[-1] < 0.75 * values[0]
 
 
-# ----------------------------------------------------------------------------- invariance (layer 4)
+# ----------------------------------------------------------------------------- distillation losses: invariance (layer 4)
+
 
 LENGTHS = [3, 40, 7, 25, 12, 5, 33, 9]
 SPLITS = {"1x8": [list(range(8))], "2x4": [[0, 2, 4, 6], [1, 3, 5, 7]], "4x2": [[1, 6], [0, 3], [4, 7], [2, 5]]}
