@@ -1,5 +1,6 @@
 """The package's shape stays true: layers import only downwards, stages do not import each other, there is
-no import cycle, and no source file grows past 500 lines.
+no import cycle, no source file grows past 500 lines, and the "how to add" examples of
+docs/architecture.md run.
 
 Layers, bottom up (docs/architecture.md):
 
@@ -145,3 +146,52 @@ def test_the_checker_sees_upward_and_cyclic_imports(tmp_path):
 
     dfs("thinkling.format", {"thinkling.format"})
     assert found
+
+
+# ----------------------------------------------------------------------------- the page's examples run
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+
+
+def doc_examples() -> list[str]:
+    text = DOC.read_text()
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_the_how_to_add_examples_of_docs_architecture_run():
+    """Each "how to add" example of docs/architecture.md registers what it says and that plug-in works."""
+    from thinkling.curate.ops import OPS, OpContext
+    from thinkling.engines import ENGINES, Request, build_engine, engine_options
+    from thinkling.evaluate.strategies import STRATEGIES, Context
+    from thinkling.records import Example
+    from thinkling.tasks import get_task
+    from thinkling.tasks.base import TASKS
+
+    blocks = doc_examples()
+    assert len(blocks) == 4, "the page has one example each for a backend, a task, an op and a strategy"
+    added = [(ENGINES, "echo"), (TASKS, "double"), (OPS, "short"), (STRATEGIES, "greedy_short")]
+    try:
+        for block in blocks:
+            exec(compile(block, str(DOC), "exec", dont_inherit=True), {"__name__": "doc_example"})
+        assert all(name in reg for reg, name in added)
+        [r] = build_engine(engine_options({"backend": "echo", "shout": True})).generate(
+            [Request([{"role": "user", "content": "hi"}])])
+        assert r.text == "HI"
+        task = get_task("double")
+        ps = task.problems("test", n=3)
+        assert [p.answer for p in ps] == ["200", "202", "204"] and task.score("It is 202.", "202")[1]
+        ex = [Example(id=str(i), problem_id=str(i), task="t", level=1, question="q", reasoning="w " * k, answer="1")
+              for i, k in enumerate((3, 300))]
+        kept, dropped = OPS.get("short").fn(ex, OpContext(task=task, problems={}, options=OPS.get("short").options(),
+                                                          workdir=Path(".")))
+        assert [e.id for e in kept] == ["0"] and [e.id for e in dropped["too_long"]] == ["1"]
+        arith = get_task("arithmetic")
+        probs = arith.problems("test", n=2, levels=[2])
+        ctx = Context(build_engine(engine_options({"backend": "oracle", "style": "concise"})), arith, 64)
+        outs = STRATEGIES.get("greedy_short").fn(ctx, probs, None)
+        assert [o.correct for o in outs] == [True, True]
+    finally:
+        for reg, name in added:
+            if name in reg:
+                reg.remove(name)

@@ -27,6 +27,10 @@ class Registry(Generic[T]):
         """Decorator: ``@REGISTRY.register("name")``."""
         return lambda item: self.add(name, item)
 
+    def remove(self, name: str) -> T:
+        """Take ``name`` out again (tests that register a plug-in of their own clean up with it)."""
+        return self._items.pop(name)
+
     def get(self, name: str) -> T:
         if name not in self._items:
             raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")

@@ -88,7 +88,7 @@ class EchoEngine(Engine):
 def echo_backend():
     register_engine("echo", EchoOptions)(EchoEngine)
     yield
-    ENGINES._items.pop("echo")
+    ENGINES.remove("echo")
 
 
 def test_a_new_backend_is_one_module_and_one_registry_line(echo_backend, tmp_path, captured):
