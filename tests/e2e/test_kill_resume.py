@@ -109,3 +109,71 @@ def test_kill_9_mid_run_then_resume(served, tmp_path):
     assert [r["status"] for r in led["runs"]] == ["interrupted", "finished"]
     assert led["runs"][1]["ok"] == requested - n_first
     assert read_manifest(out)["counts"]["traces"] == requested
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 180) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()`` holds (polled every 5 ms)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if ready():
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+
+
+def _calls(out) -> list[str]:
+    """The keys in the (one) eval unit's completion log."""
+    logs = list((out / "units").glob("*/calls.jsonl"))
+    if not logs:
+        return []
+    data = logs[0].read_bytes()
+    return [json.loads(x)["key"] for x in data[: data.rfind(b"\n") + 1].splitlines() if x.strip()]
+
+
+EVAL_TASK = ["task.name=arithmetic", "task.split=test", "task.n=60", "task.levels=[3,4]", "max_new_tokens=24"]
+
+
+@pytest.mark.slow
+def test_eval_killed_mid_unit_over_an_endpoint_pays_for_nothing_twice(served, tmp_path):
+    """Each completion is logged when it arrives: after a kill -9 the re-run asks exactly for the rest, and
+    at most the requests in flight at the kill were answered without being logged."""
+    out = tmp_path / "e"
+    with FaultProxy(served) as px:
+        args = [sys.executable, "-m", "thinkling.cli", "eval", f"out={out}", *EVAL_TASK,
+                f"models=[{{name: remote, path: {MODEL}, backend: openai, base_url: '{px.base_url}', "
+                "backend_options: {concurrency: 2}}]"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300"}
+        with open(tmp_path / "first.log", "w") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+            _kill_when(proc, lambda: len(_calls(out)) >= 10)
+        assert proc.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-2000:]
+        logged, posts_first = len(_calls(out)), len(px.posts())
+        second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        assert second.returncode == 0, second.stderr[-3000:]
+        posts = len(px.posts())
+    total = len(read_jsonl(out / "samples.jsonl"))
+    assert 10 <= logged < total, "the kill did not land mid-unit"
+    assert posts - posts_first == total - logged      # the re-run asked exactly for what was not logged
+    assert posts_first - logged <= 2                   # answered but unlogged: at most what was in flight
+    keys = _calls(out)
+    assert len(keys) == len(set(keys)) == total
+
+
+@pytest.mark.slow
+def test_eval_killed_mid_unit_on_hf_loses_at_most_the_batch_in_flight(noisy_model, tmp_path):
+    out = tmp_path / "e"
+    args = [sys.executable, "-m", "thinkling.cli", "eval", f"out={out}", *EVAL_TASK, "batch_size=8",
+            f"models=[m={noisy_model}]"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300"}
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _kill_when(proc, lambda: len(_calls(out)) >= 16)
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-2000:]
+    before = _calls(out)
+    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    total = len(read_jsonl(out / "samples.jsonl"))
+    after = _calls(out)
+    assert 16 <= len(before) < total, "the kill did not land mid-unit"
+    assert after[: len(before)] == before and len(after) == len(set(after)) == total  # the rest, asked once

@@ -140,8 +140,9 @@ class Engine(ABC):
     name: ClassVar[str] = ""
     #: LoRA adapters (or served model names) a request may name
     adapters: tuple[str, ...] = ()
-    #: called with each reply or exception as soon as it is known (a live progress bar); optional
-    progress: Callable[[Reply | Exception], None] | None = None
+    #: called with each (request, reply or exception) as soon as the reply is known - a live progress
+    #: bar, or a log that must not lose what was answered (``LoggedEngine``); optional
+    progress: Callable[[Request, Reply | Exception], None] | None = None
 
     @abstractmethod
     def generate(self, requests: list[Request]) -> list[Reply | Exception]:
@@ -157,8 +158,8 @@ class Engine(ABC):
             chunk = requests[s:s + batch]
             replies = self.generate(chunk)
             if self.progress is not None:
-                for rep in replies:
-                    self.progress(rep)
+                for req, rep in zip(chunk, replies):
+                    self.progress(req, rep)
             yield list(zip(chunk, replies, strict=True))
 
     def check_task(self, task: Any) -> None:  # noqa: B027 - optional hook

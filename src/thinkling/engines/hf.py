@@ -128,7 +128,7 @@ class HFEngine(Engine):
                                        seconds=c.seconds, meta={"tokens": list(c.tokens)})
             if self.progress is not None:
                 for j in batch:
-                    self.progress(out[idx[j]])
+                    self.progress(requests[idx[j]], out[idx[j]])
 
         generate_ids(self.model, self.tokenizer, [prompts[i] for i in idx], max_new_tokens=max_new,
                      batch_size=self.batch_size, temperature=temperature, top_p=top_p, seed=seed, on_batch=on_batch)

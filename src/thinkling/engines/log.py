@@ -1,5 +1,6 @@
-"""Replies logged by request key: an engine call that is cut short (a kill, an endpoint that went away)
-is finished by running it again, without asking for anything twice.
+"""Replies logged by request key, each as soon as the engine reports it: an engine call that is cut short
+(a kill, an endpoint that went away) is finished by running it again, without asking twice for what was
+answered.
 
 :class:`LoggedEngine` wraps any engine. Each reply it gets is appended to a JSONL log
 (:class:`~thinkling.artifacts.AppendLog`: a line torn by a kill is cut on reopen) under the request's
@@ -70,24 +71,39 @@ class LoggedEngine(Engine):
         return self._inner
 
     def generate(self, requests: list[Request]) -> list[Reply | Exception]:
+        """Replies from the log where it has them; the rest from the inner engine, each appended to the log
+        as the engine reports it (per batch on ``hf``, per reply on ``openai``), so a kill loses at most
+        what was in flight."""
         keys = [self.key_of(r) for r in requests]
         out: list[Reply | Exception | None] = [self.done.get(k) for k in keys]
         todo = [i for i, r in enumerate(out) if r is None]
         if self.progress is not None:
-            for r in out:
-                if r is not None:
-                    self.progress(r)
-        if todo:
-            self.inner.progress = self.progress
-            res = self.inner.generate([requests[i] for i in todo])
-            fresh = []
-            for i, r in zip(todo, res, strict=True):
-                out[i] = r
-                if isinstance(r, Reply):
-                    self.done[keys[i]] = r
-                    fresh.append(reply_row(keys[i], r))
-            self.log.append(fresh)
+            for r, rep in zip(requests, out):
+                if rep is not None:
+                    self.progress(r, rep)
+        if not todo:
+            return out  # type: ignore[return-value]
+        inner = self.inner
+        inner.progress = self._log_as_they_come
+        try:
+            res = inner.generate([requests[i] for i in todo])
+        finally:
+            inner.progress = None
+        for i, r in zip(todo, res, strict=True):
+            out[i] = r
+            if isinstance(r, Reply) and keys[i] not in self.done:  # an engine that reports nothing as it goes
+                self._log(keys[i], r)
         return out  # type: ignore[return-value]
+
+    def _log_as_they_come(self, request: Request, reply: Reply | Exception) -> None:
+        if isinstance(reply, Reply):
+            self._log(self.key_of(request), reply)
+        if self.progress is not None:
+            self.progress(request, reply)
+
+    def _log(self, key: str, reply: Reply) -> None:
+        self.done[key] = reply
+        self.log.append([reply_row(key, reply)])
 
     @property
     def stats(self):

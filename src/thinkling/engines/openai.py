@@ -119,7 +119,7 @@ class OpenAIEngine(Engine):
         def emit(i: int, res: Reply | Exception) -> None:
             out[i] = res
             if self.progress is not None:
-                self.progress(res)
+                self.progress(requests[i], res)
 
         t0 = time.perf_counter()
         run_sync(lambda: self._run_all(requests, emit))
@@ -165,7 +165,7 @@ class OpenAIEngine(Engine):
                 if i is not None:
                     buf.append((requests[i], res))
                     if self.progress is not None:
-                        self.progress(res)
+                        self.progress(requests[i], res)
                 if buf and (len(buf) >= batch or time.monotonic() - last >= FLUSH_SECONDS):
                     yield buf
                     buf, last = [], time.monotonic()

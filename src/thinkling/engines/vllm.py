@@ -126,7 +126,7 @@ class VLLMEngine(Engine):
             for i, res in zip(todo, results, strict=True):
                 out[i] = res if isinstance(res, Exception) else self._reply(requests[i], res, share)
                 if self.progress is not None:
-                    self.progress(out[i])
+                    self.progress(requests[i], out[i])
         return out  # type: ignore[return-value]
 
     def _run(self, prompts, params) -> list:

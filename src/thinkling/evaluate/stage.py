@@ -3,9 +3,9 @@
 One loop: for each model (an engine from the registry: ``hf``, ``vllm``, ``openai``, ``oracle``, ...),
 each task (evidence tasks once per evidence regime), each strategy, a *unit* runs and writes
 ``units/<name>-<key>/``: its scored completions and one record per problem. Completions are logged by
-request key (``calls.jsonl``) as each engine call of the strategy returns, so a unit cut short - an
-endpoint that went away, a kill - is finished by running the same command again without asking for
-a logged completion twice; units already done are read back, not re-run.
+request key (``calls.jsonl``) as the engine reports them (each reply over an endpoint, each batch on
+``hf``), so a unit cut short - an endpoint that went away, a kill - is finished by running the same
+command again without asking for an answered completion twice; units already done are read back.
 
 Rows (``results.json``) are per (model, task, regime, strategy, level) plus ``level: "all"``, with the
 full protocol (template, sampling, seed, max tokens, strategy options) recorded on each. With

@@ -255,7 +255,7 @@ def _live_progress(bar, job, ledger: Ledger):
     t0 = time.time()
     live = {"n": 0, "tokens": 0, "cost": 0.0}
 
-    def on_reply(rep: Reply | Exception) -> None:  # per reply, as soon as the engine has it
+    def on_reply(_req: Request, rep: Reply | Exception) -> None:  # per reply, as soon as the engine has it
         live["n"] += 1
         if not isinstance(rep, Exception):
             live["tokens"] += rep.prompt_tokens + rep.completion_tokens

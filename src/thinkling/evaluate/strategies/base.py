@@ -69,7 +69,7 @@ class Context:
     task: Any
     max_tokens: int
     think_tags: tuple[str, str] = THINK_TAGS
-    progress: Callable[[int], None] | None = None
+    progress: Callable[[int], None] | None = None  # called with the number of completions just finished
     reply_prefix: str = ""
 
     def normalise(self, text: str) -> str:
@@ -89,7 +89,7 @@ class Context:
         pre = self.reply_prefix
         asks = [replace(a, sampling=sampling, prefix=a.prefix if a.prefix.startswith(pre) else pre + a.prefix)
                 for a in asks]
-        self.engine.progress = (lambda _: self.progress(1)) if self.progress is not None else None
+        self.engine.progress = (lambda _req, _rep: self.progress(1)) if self.progress is not None else None
         res = self.engine.generate(asks)
         errors = [r for r in res if isinstance(r, Exception)]
         if errors:
