@@ -261,3 +261,20 @@ def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "x")
     (tmp_path / "b.txt").write_text("x")
     assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == os.stat(tmp_path / "b.txt").st_mode & 0o777
+
+
+def test_a_stage_dir_has_no_private_files_once_its_manifest_is_written(tmp_path, tiny_model):
+    """Model weights are written 0600 by transformers; the manifest gives them the mode of every other
+    artifact (what a plain open() gives), so a shared run dir is readable as a whole."""
+    import os
+    import shutil
+
+    from thinkling.artifacts import write_manifest
+
+    out = tmp_path / "stage"
+    shutil.copytree(tiny_model, out)
+    (out / "model.safetensors").chmod(0o600)
+    (out / "plain.txt").write_text("x")
+    write_manifest(out, "train", {}, {}, {})
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
+    assert set(modes.values()) == {os.stat(out / "plain.txt").st_mode & 0o777}, modes

@@ -172,6 +172,59 @@ def test_malformed_jsonl_in_training_data_names_file_and_line(tmp_path):
     assert not (tmp_path / "s" / "manifest.json").exists()
 
 
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_bytes((_example(1) + "\n").encode() + b'{"id": "caf\xe9"}\n')
+    assert_clean_error(invoke("train", f"data={data}", f"out={tmp_path / 's'}", "max_steps=1"),
+                       f"{data}:2", "not UTF-8", "0xe9")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(b"lr: 0.1  # caf\xe9\n")
+    assert_clean_error(invoke("train", "--config", str(cfg)), str(cfg), "not UTF-8")
+
+
+def test_an_out_dir_that_cannot_be_one_is_named(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert_clean_error(invoke("generate", f"out={blocker}", "task.n=2"), str(blocker), "a file is in the way")
+    assert_clean_error(invoke("generate", f"out={blocker / 'sub'}", "task.n=2"), str(blocker / "sub"),
+                       "a path above it is a file")
+    assert blocker.read_text() == "x"
+
+
+def test_a_failing_write_mid_run_is_one_line_and_keeps_what_was_written(tmp_path):
+    """A file that cannot grow (here: a 400 KiB file-size limit, as a full disk would stop it) ends the
+    run with the file named, exit 2, no traceback; the traces already on disk stay, and a run without
+    the limit finishes them."""
+    import resource
+    import subprocess
+    import sys
+
+    out = tmp_path / "g"
+    args = [sys.executable, "-m", "thinkling.cli", "generate", f"out={out}", "task.n=400", "task.levels=[4]",
+            "teacher.style=long", "chunk_size=32"]  # ~250 KB of problems, ~650 KB of traces
+
+    def limit():  # in the child: writes past 400 KiB fail with EFBIG (Python ignores SIGXFSZ)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400 * 1024, 400 * 1024))
+
+    r = subprocess.run(args, capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "error:" in r.stderr and "File too large" in r.stderr, r.stderr[-2000:]
+    assert f"{out / 'traces.jsonl'}: File too large" in " ".join(r.stderr.split()), r.stderr[-2000:]
+    written = (out / "traces.jsonl").read_bytes().count(b"\n")
+    assert written > 0
+    r2 = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert "already done" in r2.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    monkeypatch.delenv("THINKLING_DEBUG", raising=False)
+    r = invoke("--debug", "generate", f"out={blocker}", "task.n=2")
+    assert r.exit_code != 2 and isinstance(r.exception, FileExistsError)
+
+
 def test_training_row_missing_a_field_names_file_line_and_field(tmp_path):
     data = tmp_path / "train.jsonl"
     row = json.loads(_example(2))

@@ -85,10 +85,28 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OSError(e.errno, e.strerror, e.filename or str(p)) from e  # a failed write names its file
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def share_modes(root: str | Path) -> int:
+    """Give every file under ``root`` written 0600 (mkstemp; transformers' safetensors writes) the mode a
+    plain ``open()`` would give it, as every other artifact has; returns how many were changed."""
+    changed = 0
+    for p in Path(root).rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink() and (p.stat().st_mode & 0o777) == 0o600:
+                os.chmod(p, 0o666 & ~_UMASK)
+                changed += 1
+        except OSError:  # a file that vanished or is not ours: leave it
+            continue
+    return changed
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -105,12 +123,25 @@ def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
     return len(lines)
 
 
+def decode_utf8(data: bytes, where: str) -> str:
+    """``data`` as UTF-8 text; bytes that are not are a DataError naming ``where`` and the column."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {e.start + 1}); "
+                        "save the file as UTF-8") from None
+
+
 def _json_lines(p: Path, missing: str | None = None) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value) of each non-blank line; malformed JSON names the line."""
+    """(line number, parsed value) of each non-blank line; malformed JSON or bytes that are not UTF-8 name
+    the line."""
     if not p.exists():
         raise DataError(missing or f"file not found: {p}")
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    if p.is_dir():
+        raise DataError(f"{p} is a directory, not a JSONL file")
+    with open(p, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = decode_utf8(raw, f"{p}:{lineno}")
             if not line.strip():
                 continue
             try:
@@ -184,11 +215,14 @@ class AppendLog:
         return len(data) - keep
 
     def append(self, records: Iterable[BaseModel | dict]) -> None:
-        for r in records:
-            d = r.model_dump(mode="json") if isinstance(r, BaseModel) else r
-            self._f.write(json.dumps(d, ensure_ascii=False) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        try:
+            for r in records:
+                d = r.model_dump(mode="json") if isinstance(r, BaseModel) else r
+                self._f.write(json.dumps(d, ensure_ascii=False) + "\n")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as e:  # a full disk: the records written before stay (a torn last line is cut on reopen)
+            raise OSError(e.errno, e.strerror, str(self.path)) from e
 
     def close(self) -> None:
         self._f.close()
@@ -250,8 +284,10 @@ def write_manifest(
     extra: dict[str, Any] | None = None,
     started: float | None = None,
 ) -> dict[str, Any]:
-    """Write ``manifest.json`` last: resolved config, input fingerprints, counts, versions."""
+    """Write ``manifest.json`` last: resolved config, input fingerprints, counts, versions. Every output
+    file gets the usual mode first (:func:`share_modes`: model weights are written 0600)."""
     out = Path(out_dir)
+    share_modes(out)
     cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
     files = outputs if outputs is not None else sorted(
         str(p.relative_to(out)) for p in out.rglob("*")

@@ -9,7 +9,9 @@ transformers and the engines, and ``thinkling --help`` or a typo should answer i
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -33,6 +35,19 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+DEBUG_ENV = "THINKLING_DEBUG"
+
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option(
+        "--debug", help=f"show the full traceback of an error instead of one line (or set {DEBUG_ENV}=1)")] = False,
+             ) -> None:
+    _state["debug"] = debug
+
+
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file for this stage")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="dotted key=value overrides, e.g. lr=3e-4 task.n=50")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="re-run even if the output manifest matches")]
@@ -44,16 +59,40 @@ def _fail(msg: str) -> None:
 
 
 def _guard(fn):
-    """Turn expected user errors into a one-line message and exit code 2 (no traceback)."""
+    """Turn expected user errors into a one-line message naming the file, key or field, and exit code 2
+    (no traceback unless ``--debug`` or ``THINKLING_DEBUG=1``); a stage that failed exits 1."""
     try:
         return fn()
-    except (ConfigError, DataError, ModelLoadError, FileNotFoundError) as e:
-        _fail(str(e))
-    except (KeyError, ValueError) as e:
-        _fail(str(e).strip("'\""))
-    except RuntimeError as e:  # a stage that failed (e.g. a training subprocess); its log is named
-        console.print(f"[red]failed:[/] {escape(str(e))}")
-        raise typer.Exit(1) from None
+    except Exception as e:
+        if _state["debug"] or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        message, code = user_error(e)
+        if message is None:
+            raise
+        console.print(f"[red]{'error' if code == 2 else 'failed'}:[/] {escape(message)}", markup=True,
+                      highlight=False)
+        raise typer.Exit(code) from None
+
+
+def user_error(e: Exception) -> tuple[str | None, int]:
+    """(one-line message, exit code) of an error a user can fix, or (None, 0) for a bug (a traceback)."""
+    if isinstance(e, (ConfigError, DataError, ModelLoadError)):
+        return str(e), 2
+    if isinstance(e, UnicodeDecodeError):  # a reader that did not name its file
+        return f"a file is not UTF-8 text ({e.reason} at byte {e.start}); run with --debug to see which", 2
+    if isinstance(e, OSError):  # an out dir that is a file, under a file, unwritable; a full disk
+        where = e.filename or "a file"
+        what = e.strerror or type(e).__name__
+        hint = {errno.ENOSPC: "; free some space and run again (nothing already written is lost)",
+                errno.EFBIG: "; the file grew past a size limit (ulimit -f)",
+                errno.EACCES: "; choose a writable place", errno.EROFS: "; choose a writable place",
+                errno.ENOTDIR: " (a path above it is a file)", errno.EEXIST: " (a file is in the way)"}
+        return f"{where}: {what}{hint.get(e.errno or 0, '')}", 2
+    if isinstance(e, (KeyError, ValueError)):
+        return str(e).strip("'\""), 2
+    if isinstance(e, RuntimeError):  # a stage that failed (e.g. a training subprocess); its log is named
+        return str(e), 1
+    return None, 0
 
 
 def _keys_help(module: str, cls: str) -> type[typer.core.TyperCommand]:

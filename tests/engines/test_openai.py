@@ -41,7 +41,7 @@ def test_stream_hands_back_batches_as_replies_come():
     with FaultProxy(responder=stub_responder(latency=0.05)) as px:
         b = engine(**teacher(px.base_url, concurrency=3))
         seen = []
-        b.progress = seen.append
+        b.progress = lambda _req, rep: seen.append(rep)
         reqs = [req(f"{i} + 1?", key=f"k{i}", max_tokens=64) for i in range(7)]
         batches = list(b.stream(reqs, batch=2))
         assert all(1 <= len(x) <= 2 for x in batches) and len(batches) >= 4
@@ -155,3 +155,55 @@ def test_logprobs_over_http_equal_the_hf_engines(noisy_model, hf):
         assert b.text == a.text and b.completion_tokens == a.completion_tokens
         assert [e.token for e in b.logprobs] == [tok.decode([e.token]) for e in a.logprobs]
         assert all(abs(x.logprob - y.logprob) < 1e-4 for x, y in zip(a.logprobs, b.logprobs))
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def test_scrub_removes_what_looks_like_a_credential():
+    from thinkling.engines.openai_wire import REDACTED, scrub
+
+    key = "sk-test-0123456789abcdef"
+    cases = [f"Incorrect API key provided: {key}.", "invalid header Authorization: Bearer abc.def-ghi_123",
+             "{'authorization': 'Bearer eyJhbGciOiJIUzI1NiJ9.x'}", "api_key=hunter2hunter2&x=1",
+             "token: ghp_abcdefgh12345678", "upstream http://bob:s3cret@10.0.0.1/v1 refused", "my-own-key-xyz leaked"]
+    for text in cases:
+        out = scrub(text, ("my-own-key-xyz",))
+        assert REDACTED in out, text
+        for secret in (key, "abc.def-ghi_123", "eyJhbGciOiJIUzI1NiJ9.x", "hunter2hunter2", "ghp_abcdefgh12345678",
+                       "s3cret", "my-own-key-xyz"):
+            assert secret not in out, (text, out)
+    assert scrub("HTTP 400: prompt of 900 tokens is too long") == "HTTP 400: prompt of 900 tokens is too long"
+
+
+def test_a_server_echoing_the_key_does_not_get_it_stored_or_printed(monkeypatch, tmp_path, captured):
+    """A 401 whose message repeats the Authorization header (as real servers do): the key is neither in
+    failed.jsonl nor on the console."""
+    from thinkling.config import build_config
+    from thinkling.generate.stage import GenerateConfig, generate
+
+    key = "sk-live-ABCDEFGH12345678"
+    monkeypatch.setenv("THINKLING_TEST_KEY", key)
+
+    async def echo_401(path, request):
+        return 401, {"error": {"message": f"Incorrect API key provided: {key}; header Authorization: Bearer {key}",
+                               "type": "invalid_request_error"}}
+
+    with FaultProxy(responder=echo_401) as px:
+        cfg = build_config(GenerateConfig, {"out": str(tmp_path / "g"), "task": {"n": 2, "levels": [1]},
+                                            "teacher": teacher(px.base_url, api_key_env="THINKLING_TEST_KEY")})
+        with pytest.raises(RuntimeError) as e:
+            generate(cfg, console=captured.console)
+    assert all(x["headers"]["authorization"] == f"Bearer {key}" for x in px.log)  # it was sent ...
+    stored = (tmp_path / "g" / "failed.jsonl").read_text()
+    assert "401" in stored and key not in stored                                # ... and never written
+    assert key not in captured.text and key not in str(e.value)
+    assert key not in (tmp_path / "g" / "config.json").read_text()
+
+
+def test_credentials_in_a_base_url_are_refused():
+    from thinkling.config import ConfigError
+
+    with pytest.raises(ConfigError, match="base_url holds a user name or password.*api_key_env"):
+        engine_options({"backend": "openai", "model": "m", "base_url": "http://bob:s3cret@127.0.0.1:8000/v1"})
+    assert engine_options({"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:8000/v1"})

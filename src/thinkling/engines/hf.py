@@ -17,12 +17,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from thinkling.engines.base import Engine, EngineOptions, Reply, Request, TokenLogprob, register_engine
 from thinkling.engines.hf_decode import StepDecoder
 from thinkling.models.generation import generate_ids, token_logprobs
-from thinkling.models.loading import ModelLoadError, load_model, load_tokenizer, lorid_layout
+from thinkling.models.loading import ModelLoadError, hub_id, load_model, load_tokenizer, lorid_layout
 from thinkling.models.render import prompt_ids
 
 
@@ -40,6 +40,11 @@ class HFOptions(EngineOptions):
 
     LOADS_WEIGHTS = True
     OPERATIONAL = frozenset({"batch_size"})
+
+    @field_validator("model")
+    @classmethod
+    def _unmark(cls, v: str) -> str:
+        return hub_id(v)  # "hub:org/name" says it is a hub id; the engine loads "org/name"
 
     def engine_id(self) -> str:
         return self.name or f"hf:{self.model}"

@@ -32,15 +32,15 @@ import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from thinkling.engines.base import (
     Engine, EngineOptions, Reply, Request, RequestError, register_engine, timed_share,
 )
 from thinkling.engines.openai_wire import (
     FLUSH_SECONDS, NO_KEY, BadResponse, Served, TokenBucket, backoff_delay, classify, completion_prompt,
-    estimate_tokens, logprobs_of, parse_completion, reasoning_of, retry_after_of, run_sync, server_message,
-    wire_errors,
+    estimate_tokens, logprobs_of, parse_completion, reasoning_of, retry_after_of, run_sync, scrub, server_message,
+    url_credentials, wire_errors,
 )
 from thinkling.format import join_served, split_served
 
@@ -78,6 +78,15 @@ class OpenAIOptions(EngineOptions):
                                        "{enable_thinking: true}})")
     adapters: list[str] = Field(default_factory=list, description="served model names a request may ask "
                                 "for as its adapter (e.g. a LoRID dir's intuitive, knowledge, deep)")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, v: str) -> str:
+        if url_credentials(v):
+            raise ValueError("base_url holds a user name or password; they would be written to config.json, the "
+                             "manifest and the ledger - put the key in an environment variable and name it in "
+                             "api_key_env instead")
+        return v
 
     OPERATIONAL = frozenset({
         "base_url", "api_key_env", "concurrency", "rpm", "tpm", "max_retries", "timeout", "backoff_base",
@@ -255,7 +264,9 @@ class OpenAIEngine(Engine):
         else:
             what = f"{type(err).__name__} from {where}: {server_message(err)}"
         what += f" (gave up after {attempts} attempts)" if retryable else " (not retried)"
-        return RequestError(what, cause=cause, attempts=attempts, status=status)
+        # what a server says may echo the request's headers: never store or print a credential
+        return RequestError(scrub(what, (self.api_key,) if self.api_key != NO_KEY else ()), cause=cause,
+                            attempts=attempts, status=status)
 
     # -- one HTTP attempt
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -116,6 +117,39 @@ def server_message(exc: BaseException) -> str:
     if isinstance(exc, openai.APIConnectionError) and cause is not None and str(cause):
         msg += f" ({type(cause).__name__}: {cause})"  # "Connection error." alone does not say which
     return msg
+
+
+# what a credential looks like in a server's words: an Authorization header (any scheme), a bearer token,
+# an OpenAI-style key, an "api_key=..." style pair, and credentials inside a URL
+_SECRETS = [
+    re.compile(r"(?i)(authorization\s*[:=]\s*[\"']?)(?:bearer|basic|token)?\s*[^\s\"',;}]+"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
+    re.compile(r"()\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|access[_-]?token|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}&]+"),
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"),
+]
+REDACTED = "[redacted]"
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with anything that looks like a credential replaced by ``[redacted]``: the configured
+    ``secrets`` themselves first, then Authorization headers, bearer tokens, ``sk-...`` keys,
+    ``api_key=...`` pairs and ``user:password@`` in URLs. Server messages are scrubbed before they are
+    stored (failed.jsonl) or printed."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, REDACTED)
+    for pat in _SECRETS:
+        text = pat.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+def url_credentials(url: str) -> bool:
+    """True when ``url`` carries a user or password (``http://user:pass@host``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return bool(parts.username or parts.password)
 
 
 def completion_prompt(messages: list[dict[str, str]]) -> str:

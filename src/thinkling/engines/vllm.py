@@ -18,12 +18,12 @@ import os
 import time
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from thinkling.engines.base import (
     Engine, EngineError, EngineOptions, Reply, Request, TokenLogprob, register_engine, timed_share,
 )
-from thinkling.models.loading import load_tokenizer
+from thinkling.models.loading import hub_id, load_tokenizer
 from thinkling.models.render import prompt_ids
 
 INSTALL_HINT = ("the vllm engine needs vLLM: `pip install 'thinkling[vllm]'` (GPU), or on CPU a separate venv "
@@ -47,6 +47,11 @@ class VLLMOptions(EngineOptions):
 
     LOADS_WEIGHTS = True
     OPERATIONAL = frozenset({"enforce_eager", "gpu_memory_utilization", "cpu_kvcache_gb", "engine_kwargs"})
+
+    @field_validator("model")
+    @classmethod
+    def _unmark(cls, v: str) -> str:
+        return hub_id(v)  # "hub:org/name" says it is a hub id; the engine loads "org/name"
 
     def engine_id(self) -> str:
         return self.name or f"vllm:{self.model}"

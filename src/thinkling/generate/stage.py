@@ -119,7 +119,7 @@ def _check_same_teacher(out: Path, cfg: GenerateConfig) -> bool:
     traces = out / TRACES
     if not (traces.exists() and traces.stat().st_size):
         return False
-    with open(traces, encoding="utf-8") as f:
+    with open(traces, encoding="utf-8", errors="replace") as f:  # a bad line is reported by the reader
         first = f.readline()
     try:
         legacy = "max_tokens" not in (json.loads(first).get("meta") or {})

@@ -11,6 +11,7 @@ from thinkling.config import ConfigError, StageConfig, build_config, load_config
 from thinkling.curate.stage import CurateConfig
 from thinkling.evaluate.config import EvalConfig
 from thinkling.generate.stage import GenerateConfig
+from thinkling.pipeline.preflight import preflight
 from thinkling.train.config import TrainConfig
 
 
@@ -69,9 +70,11 @@ class Plan:
         topological(self)  # a cycle of model/teacher references is an error now, not a hang later
         ev = dict(recipe.eval)
         ev.setdefault("threads", recipe.threads)
-        models = ([{"name": n, "path": c.out, **self.eval_as[n]} for n, c in self.trn.items()]
-                  + list(ev.pop("models", [])))
+        extra = [m if not (isinstance(m, dict) and m.get("path") in train_out) else {**m, "path": train_out[m["path"]]}
+                 for m in ev.pop("models", [])]  # a model may name a student: `path: adaptive`
+        models = [{"name": n, "path": c.out, **self.eval_as[n]} for n, c in self.trn.items()] + extra
         self.ev = build_config(EvalConfig, {**ev, "models": models, "out": str(root / "eval")}, "eval")
+        preflight(self)  # a missing model, data dir or check target fails now, before any stage runs
 
     @staticmethod
     def _ref(value: str, known: dict[str, Any], key: str) -> str:

@@ -1,0 +1,89 @@
+"""A recipe's pre-flight: what can be checked before the first stage runs is checked then.
+
+A recipe that names a model that is not there, data that is not there, or a claim about a model it does
+not evaluate would otherwise fail (or silently print MISS) after generate, curate and train have run:
+
+- every model a student starts from or distils from, and every model under evaluation that loads weights,
+  is a student of the recipe, an existing local path, or a hub id written ``hub:org/name`` (checked to be
+  reachable, or in the local cache with ``HF_HUB_OFFLINE``);
+- every task's data (``data_dir``, a user task's ``path``) exists;
+- every check names a model, a reference, a task and a strategy that the eval stage has.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from thinkling.config import ConfigError
+from thinkling.engines import options_class
+from thinkling.models.loading import HUB, ModelLoadError, check_hub_model
+from thinkling.tasks.files import FileTask
+
+if TYPE_CHECKING:
+    from thinkling.pipeline.recipe import Plan
+
+CHECK_KINDS = ("min_accuracy", "max_accuracy", "within", "at_least", "token_ratio")
+
+
+def preflight(plan: Plan) -> None:
+    """Raise :class:`ConfigError` naming the key of the first problem found (see the module docstring)."""
+    students = {c.out for c in plan.trn.values()}
+    for name, c in plan.trn.items():
+        if c.model != "tiny":
+            _model(c.model, students, f"train.{name}.model")
+        if c.method == "kd" and c.kd.teacher:
+            _model(c.kd.teacher, students, f"train.{name}.kd.teacher")
+    for m in plan.ev.models:
+        if options_class(m.backend).LOADS_WEIGHTS:
+            _model(m.path, students, f"eval.models.{m.name}.path")
+    for key, spec in [*((f"generate.{n}.task", c.task) for n, c in plan.gen.items()),
+                      *((f"eval.tasks.{s.name}", s) for s in plan.ev.task_specs())]:
+        _task_data(spec, key)
+    _checks(plan)
+
+
+def _model(value: str, students: set[str], key: str) -> None:
+    if value in students or Path(value).expanduser().exists():
+        return
+    if not value.startswith(HUB):
+        raise ConfigError(f"key '{key}': {value!r} is neither a student of this recipe nor an existing path; a "
+                          f"model from the Hugging Face hub is written {HUB}{value}")
+    try:
+        check_hub_model(value)
+    except ModelLoadError as e:
+        raise ConfigError(f"key '{key}': {e}") from None
+
+
+def _task_data(spec, key: str) -> None:
+    for opt in ("data_dir", "path"):
+        v = spec.options.get(opt)
+        if isinstance(v, str) and "{split}" not in v and not Path(v).expanduser().exists():
+            raise ConfigError(f"key '{key}.options.{opt}': {v} does not exist")
+        if isinstance(v, str) and "{split}" in v and not Path(v.format(split=spec.split)).expanduser().exists():
+            raise ConfigError(f"key '{key}.options.{opt}': {v.format(split=spec.split)} does not exist")
+    try:
+        task = spec.build()
+    except ValueError as e:
+        raise ConfigError(f"key '{key}': {e}") from None
+    if isinstance(task, FileTask) and not Path(task.data_dir).is_dir():
+        raise ConfigError(f"key '{key}': the data of task {spec.name} is not at {task.data_dir} (set "
+                          f"{key}.options.data_dir, or {task.env_var or 'THINKLING_DATA_DIR'})")
+
+
+def _checks(plan: Plan) -> None:
+    models = {m.name for m in plan.ev.models}
+    tasks = {s.name for s in plan.ev.task_specs()}
+    strategies = {s["label"] for s in plan.ev.strategies}
+    for i, c in enumerate(plan.recipe.checks):
+        where = f"checks.{i}"
+        if c.get("kind") not in CHECK_KINDS:
+            raise ConfigError(f"key '{where}.kind': {c.get('kind')!r} is not one of {', '.join(CHECK_KINDS)}")
+        for k, known in (("model", models), ("ref", models), ("task", tasks), ("strategy", strategies)):
+            if k == "model" and k not in c:
+                raise ConfigError(f"key '{where}.model': a check names the model it is about")
+            if k in c and c[k] not in known:
+                raise ConfigError(f"key '{where}.{k}': {c[k]!r} is not evaluated by this recipe (its {k}s: "
+                                  f"{', '.join(sorted(known))})")
+        if c["kind"] in ("within", "at_least", "token_ratio") and "ref" not in c:
+            raise ConfigError(f"key '{where}.ref': a {c['kind']} check compares with a reference model")
