@@ -59,6 +59,37 @@ def _wrong(name: str, problem) -> str:
     return "False" if gold == "True" else "True"
 
 
+def _options_block(problem) -> str:
+    """The lettered options as the prompt shows them ("A) True\nB) False\nC) Unknown")."""
+    return problem.question.split("Options:\n", 1)[1].split("\n\n")[0]
+
+
+def _stated_forms(name: str, problem) -> list[str]:
+    """The gold stated as a final answer in the ways models write it, with and without the options
+    restated before it: every one must be credited."""
+    g = problem.answer
+    forms = [f"The answer is {g}.", f"Answer: {g}", f"\\boxed{{{g}}}", f"**{g}**", f"The final answer is: **{g}**"]
+    if "Options:\n" in problem.question:
+        opts = _options_block(problem)
+        letter = g if len(g) == 1 else next(ln[0] for ln in opts.splitlines() if ln[3:] == g)  # A) True -> A
+        forms += [f"{opts}\nAnswer: {g}", f"{opts}\n\n{g}", f"{opts}\n\nThe answer is ({letter})."]
+    return forms
+
+
+def _no_choice(name: str, problem) -> list[str]:
+    """Replies that name several options and choose none: never credited, counted as no answer. The
+    whole prompt parroted was credited on 1400 of 4200 ProofWriter records, 242/500 PrOntoQA, 399/1208
+    FOLIO, 300/1500 LogicalDeduction, 561/2376 ARC-Easy and 285/1172 ARC-Challenge by the last-mention
+    rule this one replaced."""
+    out = [problem.question]
+    if "Options:\n" in problem.question:
+        opts = _options_block(problem)
+        out += [opts, " ".join(opts.splitlines())]
+    if name in ("proofwriter", "prontoqa", "folio"):
+        out.append("True, False." if name == "prontoqa" else "True, False or Unknown.")
+    return out
+
+
 @pytest.mark.parametrize("name,split,folder,count", COUNTS)
 def test_every_record_loads_with_gold_and_round_trips(shared_data, name, split, folder, count):
     task, probs = _load(shared_data, name, split, folder)
@@ -73,6 +104,12 @@ def test_every_record_loads_with_gold_and_round_trips(shared_data, name, split, 
         pred, ok = task.score(f"<think>\nreasoning\n</think>\n{final}", p.answer)
         assert ok, (p.id, final, pred, p.answer)
         assert not task.verify(task.extract_answer(_wrong(name, p)), p.answer), (p.id, _wrong(name, p))
+        if name == "knights_and_knaves":
+            continue
+        for final in _stated_forms(name, p):
+            assert task.score(f"<think>\nreasoning\n</think>\n{final}", p.answer)[1], (p.id, final)
+        for final in _no_choice(name, p):
+            assert task.score(f"<think>\nreasoning\n</think>\n{final}", p.answer) == (None, False), (p.id, final)
 
 
 def test_label_distributions_and_levels(shared_data):
@@ -121,7 +158,11 @@ def test_bad_split_names_valid_ones(shared_data, name, bad, valid):
     ("proofwriter", "The answer is B.", "False"),
     ("proofwriter", "True", "True"),
     ("proofwriter", "It is unknown.", "Unknown"),
-    ("proofwriter", "At first it looks true, but the statement is false.", "False"),  # last label wins
+    ("proofwriter", "At first it looks true, but the statement is false.", "False"),  # a conclusion drawn
+    ("proofwriter", "At first it looks true, but it is false.", None),  # two labels, no final choice
+    ("proofwriter", "At first it looks true, but the answer is false.", "False"),   # a marked answer
+    ("proofwriter", "A) True\nB) False\nC) Unknown", None),                        # the options parroted
+    ("proofwriter", "A) True\nB) False\nC) Unknown\nAnswer: C", "Unknown"),
     ("proofwriter", "\\boxed{C}", "Unknown"),
     ("proofwriter", "(A)", "True"),
     ("folio", "Uncertain", "Unknown"),
@@ -130,6 +171,8 @@ def test_bad_split_names_valid_ones(shared_data, name, bad, valid):
     ("logical_deduction", "The answer is (D).", "D"),
     ("logical_deduction", "Not A. The correct option is E) The yellow book.", "E"),
     ("logical_deduction", "G", "G"),
+    ("logical_deduction", "A) x B) y", None),
+    ("arc_easy", "answer1 or answer3", None),
     ("arc_easy", "answer3", "C"),
     ("arc_challenge", "Answer: B", "B"),
     ("knights_and_knaves", "(1) Amelia is a knight\n(2) Evelyn is not a knight",

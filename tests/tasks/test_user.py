@@ -98,6 +98,9 @@ def test_choice_end_to_end(tmp_path):
         assert task.score(_completion(final), "B")[1], final
     for final in ("The answer is (A).", "Not B: the answer is C."):
         assert not task.score(_completion(final), "B")[1], final
+    for final in ("A) Paris\nB) Rome\nC) Oslo", "(A) or (B)"):  # several letters, no final choice
+        assert task.score(_completion(final), "B") == (None, False), final
+    assert task.score(_completion("A) Paris\nB) Rome\nC) Oslo\n\nB"), "B") == ("B", True)
     assert task.score(_completion("Rome, I think."), "B") == (None, False)  # no letter: no answer
 
 
@@ -114,12 +117,15 @@ def test_label_end_to_end(tmp_path):
     assert [p.answer for p in probs] == ["yes", "No", "not sure", "yes"]
     assert probs[0].question == "Is snow cold?\n\nAnswer with one of: yes, No, not sure."
     right = [("No, it is hot.", "No"), ("I know it is cold, so YES.", "yes"),  # "no" inside "know" is no mention
-             ("Yes at first, but on reflection: no.", "No"), ("Honestly: Not Sure.", "not sure"),
+             ("Yes at first, but on reflection the answer is: no.", "No"), ("Honestly: Not Sure.", "not sure"),
              ("\\boxed{no} (yes would be wrong)", "No")]
     for final, gold in right:
         assert task.score(_completion(final), gold) == (gold, True), final
     assert not task.score(_completion("Yes."), "No")[1]
     assert task.score(_completion("Nobody knows, maybe it snows."), "No") == (None, False)
+    for final in ("Yes at first, but on reflection: no.", "Answer with one of: yes, No, not sure.", "No, yes."):
+        assert task.score(_completion(final), "No") == (None, False), final  # several labels, no final choice
+    assert task.score(_completion("Answer with one of: yes, No, not sure.\nAnswer: No"), "No") == ("No", True)
     assert task.score("<think>\nNo", "No") == (None, False)
 
     given = jsonl(f, answer_type="label", labels=["Yes", "No", "Not sure", "Maybe"])

@@ -30,7 +30,8 @@ hash of the question text, as for the other synthetic families.
 
 :class:`ChoiceFamily` is the shared base of the synthetic multiple-choice families (this one and
 ``induction``): seeded draws per level, the hash split, letter answers A-E extracted as the logic
-benchmarks do (the last explicit answer wins; no answer is None).
+benchmarks do (:class:`~thinkling.tasks.extract.Options`: a box or the last marked answer wins, else the
+one option the reply names; several named without a final choice, or none, is None).
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ from functools import partial
 
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, register_task
-from thinkling.tasks.extract import extract_letter, letter_patterns
+from thinkling.tasks.extract import Options
 from thinkling.tasks.rules import CATEGORIES, NAMES
 from thinkling.tasks.synthetic import SyntheticFamily, draw_split
 
 OPTION_LETTERS = "ABCDE"
-_PATTERNS = letter_patterns(OPTION_LETTERS)
+_OPTIONS = Options(letters=OPTION_LETTERS)
 
 
 class ChoiceFamily(SyntheticFamily):
@@ -72,7 +73,8 @@ class ChoiceFamily(SyntheticFamily):
                 for pid, (q, gold, meta) in drawn]
 
     def extract_answer(self, text: str) -> str | None:
-        return extract_letter(text, _PATTERNS)
+        """The final choice among the letters (:meth:`~thinkling.tasks.extract.Options.read`)."""
+        return _OPTIONS.read(text)
 
 
 def closure(start: str, rules: list[tuple[str, str, bool]]) -> dict[str, bool]:

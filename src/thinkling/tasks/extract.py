@@ -2,12 +2,30 @@
 
 * numbers: :func:`last_number` (thousands separators removed), :func:`integer_answer`;
 * boxes: :func:`last_boxed` (the content of the last ``\\boxed{...}``, nested braces matched);
-* explicit choices: :func:`letter_patterns` (``answer is (B)``, ``Answer: B``, ``option B``, ``(B)``, ``B)``,
-  or a text that is only the letter), :func:`last_choice` (the LAST mention of any pattern wins),
-  :func:`extract_letter` (a box that holds a choice wins: :func:`boxed_first`);
-* labels: :data:`LABEL_WORD` (``True``/``False``/``Unknown``/``Uncertain``), :func:`label_of` (canonical
-  spelling, ``Uncertain`` read as ``Unknown``) and :func:`scan_labels` (label words and the option letters
-  a label task shows).
+* labels and options: :class:`Options` - how a reply can name each option of a label or multiple-choice
+  task (label words, option letters) - and :meth:`Options.read`, THE rule every label and choice task
+  reads a final choice with (below); :func:`label_of` (``True``/``False``/``Unknown``, ``Uncertain`` read
+  as ``Unknown``) for the logic benchmarks' gold.
+
+**The final-choice rule** (:meth:`Options.read`). An unparseable answer is never credited, and a reply
+that names several options without choosing one is unparseable:
+
+1. the last ``\\boxed{...}``, read by this same rule, when it names an option: one option -> that one;
+   several (``\\boxed{A, B}``) -> None; none (``\\boxed{42}``) -> the box is ignored;
+2. else the LAST marked answer: ``the answer is X``, ``Answer: X``, ``the final answer: X``, ``the
+   correct option is (X)``, ``the choice is X``, or a conclusion drawn - ``the conclusion is X``, ``the
+   statement is X``, ``so it is X`` - (markdown, quotes and brackets around X allowed); a marker followed
+   by a list (``Answer: No, Yes``, ``the answer is A or B``, ``the conclusion is true, false or unknown``)
+   marks nothing;
+3. else every mention of an option is collected - a label word (whole word, any case), an option letter
+   written as one (``(B)``, ``B)``, ``**B**``, ``option B``, ``answer B``), ARC's ``answer3`` - and when they
+   all name ONE option, that is the answer (``"It is true. True."`` -> True);
+4. else, when they name several, the answer is the reply's final line, or that line's last sentence, if
+   it is exactly one option (``B``, ``**False**``, ``(C).``, ``True or false? True.``); otherwise None. So
+   ``"No, Yes."`` (the option list parroted), ``"A) True B) False"``, ``"So (A) is wrong and (B) is
+   right."`` and ``"true at first, but false"`` are no answer.
+
+A reply with no mention at all is None, except a final line that is exactly one option (``"G"``).
 
 Task-specific readers (MATH's "answer is" spans, GSM8K's ``####``, knights and knaves statements) stay in
 their task's module.
@@ -16,7 +34,7 @@ their task's module.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _BOXED = re.compile(r"\\boxed\s*\{")
@@ -58,71 +76,152 @@ def last_boxed(text: str) -> str | None:
     return text[i:j - 1].strip() if depth == 0 else None
 
 
-# ----------------------------------------------------------------------------- explicit choices
+# ----------------------------------------------------------------------------- labels and options
 
-
-def letter_patterns(letters: str) -> list[re.Pattern]:
-    """Patterns of an explicit mention of one of ``letters`` (group 1 is the letter)."""
-    L = f"[{letters}]"
-    return [
-        re.compile(rf"(?i:answer|option|choice)\s*(?:is|:|=)?\s*(?:(?i:option)\s*)?[(\[*]*({L})(?![\w])"),
-        re.compile(rf"\(({L})\)"),
-        re.compile(rf"(?<![\w(\[])({L})\)"),
-        re.compile(rf"^\W*({L})\W*$"),
-    ]
-
-
-def _group1(m: re.Match) -> str:
-    return m.group(1)
-
-
-def last_choice(text: str, patterns: list[re.Pattern],
-                to_answer: Callable[[re.Match], str | None] = _group1) -> str | None:
-    """The answer of the last match (by the start of group 1) of any of ``patterns`` for which
-    ``to_answer`` gives one; at one position the later pattern wins. None without a match."""
-    best: tuple[int, str] | None = None
-    for pat in patterns:
-        for m in pat.finditer(text):
-            a = to_answer(m)
-            if a is not None and (best is None or m.start(1) >= best[0]):
-                best = (m.start(1), a)
-    return best[1] if best else None
-
-
-def boxed_first(text: str, scan: Callable[[str], str | None]) -> str | None:
-    """``scan`` of the last ``\\boxed{}`` when that gives an answer, else ``scan`` of the whole text."""
-    boxed = last_boxed(text)
-    if boxed:
-        got = scan(boxed)
-        if got is not None:
-            return got
-    return scan(text)
-
-
-def extract_letter(text: str, patterns: list[re.Pattern]) -> str | None:
-    """An option letter: from a ``\\boxed{}`` when one parses, else the last explicit mention."""
-    return boxed_first(text, lambda t: last_choice(t, patterns))
-
-
-# ----------------------------------------------------------------------------- labels
-
-LABEL_WORD = re.compile(r"\b(true|false|unknown|uncertain)\b", re.IGNORECASE)
-_LABELS = {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}
+# the logic benchmarks' label words -> their canonical label
+LABEL_WORDS = {"true": "True", "false": "False", "unknown": "Unknown", "uncertain": "Unknown"}
 
 
 def label_of(word: str) -> str | None:
     """``true``/``false``/``unknown``/``uncertain`` in any case -> ``True``/``False``/``Unknown``, else None."""
-    return _LABELS.get(word.lower())
+    return LABEL_WORDS.get(word.lower())
 
 
-def scan_labels(text: str, letter_to_label: dict[str, str]) -> str | None:
-    """The last label word of ``text``, or the last option letter a label task shows (``A) True``:
-    ``letter_to_label`` maps the letter to its label), whichever comes last; None without either."""
-    def to_answer(m: re.Match) -> str | None:
+# a marker of the final answer: "the answer is", "Answer:", "final answer =", "the correct option is"
+# ("Options:" and "Multiple choice:" before a restated list mark nothing)
+# and a conclusion drawn ("so it is Unknown", "therefore, the conclusion is false")
+_MARKER = (r"(?:(?i:\banswer)(?:\*\*|__)?[^\S\n]*(?i:is|would\s+be|:|=)"
+           r"|(?i:\boption|\bchoice|\bconclusion|\bstatement)[^\S\n]+(?i:is|would\s+be)"
+           r"|(?i:\b(?:so|therefore|thus|hence)\b,?[^\S\n]+it(?:[^\S\n]+is|'s)))(?:\*\*|__)?")
+# what may stand between a marker and the option it marks, or around an option
+_OPEN = r"(?:[\s:*_\"'`$(\[]|\\text(?:bf)?\{)*(?:(?i:option|choice)\s*[(\[]?\s*)?"
+_CLOSE = r"[*_\"'`$)\]}]*"
+_LIST_SEP = r"(?:[^\S\n]*[,/|;&][^\S\n]*|[^\S\n]+(?i:or|and|vs\.?)[^\S\n]+)"
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_TEX_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
+
+
+class Options:
+    """The options of a label or choice task as a reply can name them; :meth:`read` is the final-choice
+    rule (see the module docstring).
+
+    ``words``: spelling -> answer, matched as whole words in any case (``{"true": "True", "uncertain":
+    "Unknown"}``; the longest spelling first). ``letters``: option letter -> answer (``{"A": "True"}``), or a
+    string of letters each its own answer (``"ABCDE"``); letters are matched in capitals only, and only
+    where written as a choice (``(B)``, ``B)``, ``option B``, a marked answer, a line of its own).
+    ``numbered``: for ARC, ``answerN`` names the N-th letter.
+    """
+
+    def __init__(self, words: Mapping[str, str] | None = None, letters: Mapping[str, str] | str = "",
+                 numbered: bool = False):
+        self.words = {w.lower(): a for w, a in (words or {}).items()}
+        self.letters = dict(zip(letters, letters)) if isinstance(letters, str) else dict(letters)
+        self.numbered = numbered
+        alts: list[str] = []
+        if self.words:
+            spell = "|".join(re.escape(w) for w in sorted(self.words, key=len, reverse=True))
+            alts.append(rf"(?<!\w)(?P<w>(?i:{spell}))(?!\w)")
+        if self.letters:
+            L = "[" + "".join(re.escape(k) for k in self.letters) + "]"
+            alts.append(rf"(?<![\w\\])(?P<l>{L})(?![\w'])")
+        if numbered:
+            alts.append(r"(?i:answer)\s*(?P<n>[1-9])\b")
+        token = "|".join(alts) or r"(?!x)x"
+        self._token = re.compile(token)
+        self._marked = re.compile(rf"{_MARKER}{_OPEN}(?:{token})")
+        self._listed = re.compile(rf"{_CLOSE}{_LIST_SEP}{_OPEN}(?:{token})")
+        self._line = re.compile(rf"^\W*(?:{token})\W*$")
+        mentions = []
+        if self.words:
+            mentions.append(re.compile(alts[0]))
+        if self.letters:
+            mentions += [re.compile(p.format(L=L)) for p in (
+                r"\(({L})\)",                                     # (B)
+                r"(?<![\w(\[\\])({L})\)",                         # B)
+                r"(?<![\w*])\*\*({L})[.)]?\*\*(?![\w*])",         # **B**
+                r"(?i:answer|option|choice)\s*(?:(?i:is)|:|=)?\s*[(\[*]*({L})(?![\w'])",  # option B, Option: B
+            )]
+        if numbered:
+            mentions.append(re.compile(r"(?i:answer)\s*([1-9])\b"))
+        self._mentions = mentions
+
+    # ------------------------------------------------------------------------- tokens to answers
+
+    def _answer(self, m: re.Match) -> str | None:
+        """The answer a token match names (None for an ``answerN`` past the letters)."""
+        g = m.groupdict()
+        if g.get("w"):
+            return self.words[g["w"].lower()]
+        if g.get("l"):
+            return self.letters[g["l"]]
+        return self._nth(g["n"]) if g.get("n") else None
+
+    def _nth(self, n: str) -> str | None:
+        keys = list(self.letters)
+        i = int(n) - 1
+        return self.letters[keys[i]] if 0 <= i < len(keys) else None
+
+    def _mention(self, m: re.Match) -> str | None:
         s = m.group(1)
-        if s in letter_to_label:
-            return letter_to_label[s]
-        return label_of(s)
+        if s.isdigit():
+            return self._nth(s)
+        if s in self.letters:
+            return self.letters[s]
+        return self.words.get(s.lower())
 
-    letters = "".join(letter_to_label)
-    return last_choice(text, [LABEL_WORD, *(letter_patterns(letters) if letters else [])], to_answer)
+    # ------------------------------------------------------------------------- the rule
+
+    def marked(self, text: str) -> str | None:
+        """The option of the last marked answer that names exactly one (rule 2), else None."""
+        best = None
+        for m in self._marked.finditer(text):
+            if self._listed.match(text, m.end()):
+                continue  # "Answer: No, Yes" marks nothing
+            got = self._answer(m)
+            if got is not None:
+                best = got
+        return best
+
+    def named(self, text: str) -> set[str]:
+        """Every option ``text`` mentions (rule 3)."""
+        out = set()
+        for pat in self._mentions:
+            for m in pat.finditer(text):
+                a = self._mention(m)
+                if a is not None:
+                    out.add(a)
+        return out
+
+    def final_line(self, text: str) -> str | None:
+        """The option the last non-empty line - or that line's last sentence - is, when it is exactly
+        one (``**B**``, ``False.``, ``True or false? True.``), else None."""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if not lines:
+            return None
+        for piece in (lines[-1], _SENTENCE.split(lines[-1])[-1]):
+            if self._line.match(piece):
+                tok = self._token.search(piece)
+                return self._answer(tok) if tok else None
+        return None
+
+    def _read(self, text: str) -> tuple[str | None, bool]:
+        """(answer, whether any option is named) by rules 2-4."""
+        got = self.marked(text)
+        if got is not None:
+            return got, True
+        named = self.named(text)
+        line = self.final_line(text)
+        if line is not None:
+            named.add(line)
+        if len(named) == 1:
+            return next(iter(named)), True
+        return line, bool(named)
+
+    def read(self, text: str) -> str | None:
+        """The reply's final choice, or None when it makes none (the rule of the module docstring)."""
+        boxed = last_boxed(text)
+        if boxed:
+            got, any_named = self._read(_TEX_WRAP.sub(r"\1", boxed))
+            if any_named:
+                return got
+        return self._read(text)[0]

@@ -25,14 +25,17 @@ missing or mistyped field is a :class:`DataError` naming ``file:line``.
 ProofWriter records carry no per-question depth (the whole subset is depth-5, ``...-D5-...`` ids), so
 its only level is 1.
 
-Extraction (the final answer text; ``Task.score`` has already removed the reasoning) never guesses:
+Extraction (the final answer text; ``Task.score`` has already removed the reasoning) never guesses. The
+label and choice tasks read the final choice by the one rule of :class:`thinkling.tasks.extract.Options`:
 
-* a ``\\boxed{...}`` answer that parses wins;
-* otherwise every explicit answer mention is found (label words ``True``/``False``/``Unknown``/
-  ``Uncertain`` for label tasks; for letters: ``answer is (B)``, ``Answer: B``, ``option B``, ``(B)``,
-  ``B)``, ``answer3`` (ARC), or a text that is only the letter) and the LAST one is the answer. So a
-  text naming two different labels counts as its last one ("not A but B" -> B; "True ... so False" ->
-  False). No mention -> None. Label tasks also accept the option letters they show (A/B/C);
+* a ``\\boxed{...}`` that names one option wins;
+* else the last marked answer (``the answer is (B)``, ``Answer: B``, ``the correct option is E``);
+* else the options the reply mentions - label words ``True``/``False``/``Unknown``/``Uncertain`` for
+  label tasks, which also accept the option letters they show (A/B/C); for letters ``(B)``, ``B)``,
+  ``**B**``, ``option B``, ``answer3`` (ARC) - count when they are all ONE option, or when the reply's
+  final line is exactly one option (``G``, ``**False**``). A reply naming several options without a
+  final choice ("A) True B) False", "true at first, but false") is no answer (None), like a reply
+  naming none;
 * knights and knaves: every ``"X is a knight"`` / ``"X is a knave"`` / ``"X is not a knight"`` /
   ``"X: knave"`` statement (X capitalised); the last statement about a person counts. ``verify`` credits
   the prediction when every person of the gold assignment is named with the right role (names the gold
@@ -48,13 +51,12 @@ conclusion (``validation/{i}``); ARC's question and options without the fixed wo
 from __future__ import annotations
 
 import re
+from functools import cached_property
 
 from thinkling.artifacts import DataError, require_field
 from thinkling.records import Problem
 from thinkling.tasks.base import register_task, sample_problems
-from thinkling.tasks.extract import (
-    boxed_first, extract_letter, label_of, last_choice, letter_patterns, scan_labels,
-)
+from thinkling.tasks.extract import LABEL_WORDS, Options, label_of
 from thinkling.tasks.files import FileTask, eval_fields
 
 LETTERS = "ABCDEFG"
@@ -124,10 +126,14 @@ class _LabelTask(_LogicTask):
     letters = "ABC"
     instruction = "Answer with True, False or Unknown."
 
+    @cached_property
+    def answer_options(self) -> Options:
+        """How a reply names the options: the label words and the option letters shown (A -> True)."""
+        return Options(words=LABEL_WORDS, letters=dict(zip(self.letters, self.labels)))
+
     def extract_answer(self, text: str) -> str | None:
-        """The last label word or shown option letter; a ``\\boxed{}`` holding one wins."""
-        letter_to_label = dict(zip(self.letters, self.labels))
-        return boxed_first(text, lambda t: scan_labels(t, letter_to_label))
+        """The final choice (:meth:`~thinkling.tasks.extract.Options.read`); None without one."""
+        return self.answer_options.read(text)
 
     def _render(self, context: str, question: str, options: list[tuple[str, str]]) -> str:
         opts = "\n".join(f"{k}) {v}" for k, v in options)
@@ -209,8 +215,16 @@ class _ChoiceTask(_LogicTask):
     letters = LETTERS
     instruction = "Answer with the letter of the correct option."
 
+    numbered = False  # ARC: "answerN" names the N-th option
+
+    @cached_property
+    def answer_options(self) -> Options:
+        """How a reply names the options: their letters (and ARC's ``answerN``)."""
+        return Options(letters=self.letters, numbered=self.numbered)
+
     def extract_answer(self, text: str) -> str | None:
-        return extract_letter(text, letter_patterns(self.letters))
+        """The final choice (:meth:`~thinkling.tasks.extract.Options.read`); None without one."""
+        return self.answer_options.read(text)
 
 
 @register_task("logical_deduction")
@@ -257,6 +271,7 @@ class _ArcTask(_ChoiceTask):
 
     folder = "arc"
     letters = "ABCDE"
+    numbered = True
     file = ""
     split_files = {"test": "test"}
     split_note = "only the ARC test sets are in ../shared/data/arc"
@@ -271,15 +286,6 @@ class _ArcTask(_ChoiceTask):
         rows = self.read_rows(self.data_dir / f"{self.file}_test.jsonl")
         return [(f"{self.file}/{i}", arc_text(*eval_fields(r, where, "instruction")))
                 for i, (r, where) in enumerate(rows)]
-
-    def extract_answer(self, text: str) -> str | None:
-        pats = [*letter_patterns(self.letters), re.compile(r"(?i:answer)\s*([1-5])\b")]
-
-        def to_answer(m):
-            s = m.group(1)
-            return LETTERS[int(s) - 1] if s.isdigit() else s
-
-        return boxed_first(text, lambda t: last_choice(t, pats, to_answer))
 
     def _problem(self, row, index, split, file_split, where):
         instr = require_field(row, "instruction", where)

@@ -15,11 +15,11 @@ of the question text, as for the arithmetic family.
 from __future__ import annotations
 
 import random
-import re
 from functools import partial
 
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, register_task
+from thinkling.tasks.extract import Options
 from thinkling.tasks.synthetic import SyntheticFamily, draw_split
 
 NAMES = ("Wren", "Tobi", "Alex", "Rina", "Max", "Sam", "Polly", "Fae", "Jude", "Nico", "Stella", "Rex")
@@ -39,7 +39,7 @@ CHECK = (
 SUMMARY = ("So, following the rules from {x}, the answer is {ans}.", "Putting it together, {x} is {neg}a {c}, so the answer is {ans}.")
 
 
-_WORD = re.compile(r"[a-z]+")
+_OPTIONS = Options(words={"true": "True", "yes": "True", "false": "False", "no": "False"})
 
 
 @register_task("rules")
@@ -84,13 +84,9 @@ class RulesTask(SyntheticFamily):
                         answer="True" if meta["positive"] else "False", meta=meta) for pid, (q, meta) in drawn]
 
     def extract_answer(self, text: str) -> str | None:
-        words = _WORD.findall(text.lower())
-        for w in reversed(words):
-            if w in ("true", "yes"):
-                return "True"
-            if w in ("false", "no"):
-                return "False"
-        return None
+        """True/yes or False/no, by the final-choice rule (:meth:`~thinkling.tasks.extract.Options.read`):
+        "yes, true" is True; "true at first, but no" is no answer; "... the answer is False" is False."""
+        return _OPTIONS.read(text)
 
     def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
         m = problem.meta

@@ -17,11 +17,16 @@ Options (constructor keywords):
     (:func:`~thinkling.tasks.math.extract_math_answer`, :func:`~thinkling.tasks.mathverify.math_equal`);
   - ``choice``: the problem's options are shown as lettered lines ``A) ...``; gold is the letter, the
     0-based index (a JSON int) or the exact text of an option, stored as the letter (a gold that is an
-    option letter is read as the letter). The prediction is the last explicit letter mention
-    (``answer is (B)``, ``Answer: B``, ``(B)``, ``B)``, or a text that is only the letter; a letter in a
-    ``\\boxed{}`` wins), as for the shipped multiple-choice tasks;
-  - ``label``: gold is one of a fixed set of labels; the prediction is the last mention of a label (as a
-    whole word, case-insensitive), in canonical spelling. A ``\\boxed{}`` holding a label wins.
+    option letter is read as the letter). The prediction is the reply's final choice of a letter, by the
+    rule of the shipped multiple-choice tasks (:class:`~thinkling.tasks.extract.Options`): a letter in a
+    ``\\boxed{}`` wins, else the last marked answer (``answer is (B)``, ``Answer: B``), else the one letter
+    the reply names (``(B)``, ``B)``, ``**B**``, or the letter alone); a reply naming several letters
+    without a final choice (``A) Paris B) Rome``) is no answer, unless its final line is one letter;
+  - ``label``: gold is one of a fixed set of labels; the prediction is the reply's final choice of a label
+    (labels matched as whole words, case-insensitive; canonical spelling), by the same rule: a box, else
+    the last marked answer (``the answer is no``), else the one label the reply names. A reply naming
+    several labels without a final choice - e.g. parroting the prompt's ``Answer with one of: No, Yes.`` -
+    is no answer (never credited), unless its final line is exactly one label.
 
 * ``question_field`` (``"question"``), ``answer_field`` (``"answer"``): the fields holding the question
   text and the gold.
@@ -43,7 +48,6 @@ declared the type, so a mismatch is a mistake in the file or in the options.
 
 from __future__ import annotations
 
-import re
 import string
 from decimal import Decimal
 from pathlib import Path
@@ -51,7 +55,7 @@ from pathlib import Path
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
 from thinkling.tasks.base import Task, register_task, sample_problems
-from thinkling.tasks.extract import boxed_first, last_boxed, last_choice, last_number, letter_patterns
+from thinkling.tasks.extract import Options, last_boxed, last_number
 from thinkling.tasks.math import extract_math_answer, plain_number
 from thinkling.tasks.mathverify import canonical, math_equal
 
@@ -102,6 +106,7 @@ class JsonlTask(Task):
                              f"it uses {', '.join('{' + n + '}' for n in sorted(names)) or 'none'}")
         self._labels = None if labels is None else self._check_labels(labels)
         self._seen_levels: set[int] = set()
+        self._answer_options: Options | None = None
 
     # ------------------------------------------------------------------------- loading
 
@@ -237,22 +242,22 @@ class JsonlTask(Task):
         kind = self.answer_type
         if kind == "math":
             return extract_math_answer(text)
-        boxed = last_boxed(text)
         if kind == "number":
             if "\\boxed" in text:  # a box is the answer, and it must hold a number
-                return plain_number(canonical(boxed or ""))
+                return plain_number(canonical(last_boxed(text) or ""))
             found = last_number(text)
             return plain_number(found) if found else None
-        if kind == "choice":
-            pats, to_answer = letter_patterns(LETTERS), lambda m: m.group(1)
-        else:
-            by_lower = {lab.lower(): lab for lab in self.labels}
-            alts = "|".join(re.escape(lab) for lab in sorted(self.labels, key=len, reverse=True))
-            pats = [re.compile(rf"(?<!\w)({alts})(?!\w)", re.IGNORECASE)]  # the longest label first
+        return self.answer_options.read(text)
 
-            def to_answer(m: re.Match) -> str:
-                return by_lower[m.group(1).lower()]
-        return boxed_first(text, lambda t: last_choice(t, pats, to_answer))
+    @property
+    def answer_options(self) -> Options:
+        """How a reply names the options (choice: the letters; label: the labels as whole words)."""
+        if self._answer_options is None:
+            if self.answer_type == "choice":
+                self._answer_options = Options(letters=LETTERS)
+            else:
+                self._answer_options = Options(words={lab.lower(): lab for lab in self.labels})
+        return self._answer_options
 
     def verify(self, predicted: str | None, gold: str | None) -> bool:
         if predicted is None or gold is None:
