@@ -62,6 +62,45 @@ def test_gsm8k_verifier(gsm, completion, gold, credited):
     assert gsm.score(completion, gold)[1] is credited
 
 
+# Endings real instruct models write (SmolLM2-135M-Instruct ends 9 of 40 GSM8K replies "#### N" then a
+# restatement); lm-evaluation-harness reads "#### N" (strict) or the last number (flexible), math-verify a
+# box or "final answer is $N$" first.
+@pytest.mark.parametrize("completion, want", [
+    ("Janet sells 16 - 3 - 4 = 9 eggs, 9 * 2 = 18 dollars.\n#### 18\nThe answer is: 18", "18"),
+    ("She makes 9 * 2 = 18 dollars.\n#### 18\n\nSo Janet makes $18 every day at the market.", "18"),
+    ("#### 18\n\n**Explanation:** 16 eggs, 3 for breakfast and 4 for muffins leave 9.", "18"),
+    ("The answer is: 18", "18"),
+    ("The answer is: $18.", "18"),
+    ("Final Answer: The final answer is $18$. I hope it is correct.", "18"),
+    ("The final answer is \\$18.", "18"),
+    ("**Answer:** 1,200 dollars", "1200"),
+    ("**Final Answer**: 18", "18"),
+    ("Answer = 18", "18"),
+    ("The final answer is: $\\boxed{18}$", "18"),
+    ("She earns 9 * 2 = **18** dollars a day.", "18"),
+    ("So the total is:\n\n**18**", "18"),
+    ("#### $18.00", "18.00"),
+    ("#### 1. Eggs laid\n16 eggs.\n#### 2. Eggs sold\n16 - 7 = 9, so 9 * 2 = 18", "18"),  # headings, no answer
+    ("**Answer:**\n1. 16 - 7 = 9 eggs\n2. 9 * 2 = 18 dollars", "18"),   # a numbered list is not the answer
+    ("the final answer is 15 gallons * 8 = 120 pints\n#### 120", "120"),  # the marker last wins
+    ("#### 18\nThe answer is: 19", "19"),
+])
+def test_gsm8k_stated_endings(gsm, completion, want):
+    assert gsm.extract_answer(completion) == want
+    assert gsm.score(f"<think>\nwork\n</think>\n{completion}", want)[1]
+
+
+def test_gsm8k_stated_endings_on_every_test_gold(gsm):
+    """Every GSM8K test gold, stated the ways models end a reply, is credited; one more is not."""
+    for p in gsm.problems("test"):
+        g = int(p.answer)
+        for final in (f"#### {g}\nThe answer is: {g}", f"#### {g:,}\n\nSo the total is {g:,} dollars.",
+                      f"The final answer is ${g}$. I hope it is correct.", f"**Answer:** {g:,}",
+                      f"so it is **{g}**", f"#### {g}\n\n**Explanation:** 3 + 4 = 7 and 2 * 5 = 10"):
+            assert gsm.score(final, p.answer)[1], (p.id, final)
+        assert not gsm.score(f"#### {g + 1}\nThe answer is: {g + 1}", p.answer)[1]
+
+
 def test_gsm8k_verify_none_inputs(gsm):
     assert gsm.verify(None, "18") is False
     assert gsm.verify("18", None) is False

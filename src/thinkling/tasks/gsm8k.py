@@ -2,8 +2,11 @@
 verified with math-verify.
 
 Gold: the text after the last ``####`` with thousands separators removed; unparseable gold is None
-(counted, never credited). Level: the number of solution steps in the reference solution
-(1: <= 2 steps, 2: 3-4 steps, 3: >= 5 steps), a standard proxy for GSM8K difficulty.
+(counted, never credited). Prediction (:meth:`GSM8KTask.extract_answer`): the last ``\\boxed{}``, else the
+last stated number - ``#### N`` ending its line or ``the answer is N`` / ``Answer: N`` / ``The final
+answer is $N$``, so a reply ending ``#### 25\\nThe answer is: 25`` is 25 - else the last number.
+Level: the number of solution steps in the reference solution (1: <= 2 steps, 2: 3-4 steps, 3: >= 5
+steps), a standard proxy for GSM8K difficulty.
 """
 
 from __future__ import annotations
@@ -18,8 +21,22 @@ from thinkling.tasks.extract import last_boxed, last_number
 from thinkling.tasks.files import FileTask, eval_fields
 from thinkling.tasks.mathverify import math_equal
 
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE)
+# what may stand between a marker and its number: spaces, markdown, a dollar sign ($ \$), "\(", a colon
+_DECO = r"(?:[\s*_:$(]|\\[$(]|\\text(?:bf)?\{)*"
+_NUM = r"(-?[\d,]*\.?\d+)"
+# "The answer is 25", "The final answer is: $25$", "**Answer:** 1,200", "answer = 25"
+_ANSWER_IS = re.compile(r"answer(?:\*\*|__)?\s*(?:is|:|=)" + _DECO + _NUM, re.IGNORECASE)
+# "#### 25" ending its line (a markdown heading "#### 2. Compute the total" is no answer)
+_HASHED = re.compile(r"####" + _DECO + _NUM + r"[\s*_$.)}]*?(?=\n|$)")
+_LIST_ITEM = re.compile(r"[.)][^\S\n]+\S")  # "1. She buys ...": a numbered line, not an answer
 _CALC = re.compile(r"<<[^>]*>>")
+
+
+def _stated(text: str) -> list[re.Match]:
+    """The marked numbers of ``text``; a number on a later line that starts a numbered list is none."""
+    said = [m for m in _ANSWER_IS.finditer(text)
+            if not ("\n" in m.group(0) and _LIST_ITEM.match(text, m.end()))]
+    return said + list(_HASHED.finditer(text))
 
 
 def gold_from_solution(solution: str) -> str | None:
@@ -90,17 +107,18 @@ class GSM8KTask(FileTask):
         return OracleTrace(reasoning=sol, answer=f"The answer is \\boxed{{{problem.answer}}}.")
 
     def extract_answer(self, text: str) -> str | None:
+        """The stated answer: the last ``\\boxed{}``; else the last marked number - ``#### N`` ending its
+        line (lm-evaluation-harness's "strict" match) or ``the answer is N`` / ``Answer: N`` / ``The final
+        answer is $N$`` (markdown, ``$`` and a colon allowed), whichever comes last, so ``#### 25\\nThe
+        answer is: 25`` is 25 and "the final answer is 15 gallons * 8 = 120 pints\\n#### 120" is 120;
+        else the last number of the text (the harness's "flexible" match), which also reads a final
+        ``**N**``. None without a number."""
         boxed = last_boxed(text)
         if boxed:
             return boxed
-        said = list(_ANSWER_IS.finditer(text))
-        hashed = gold_from_solution(text) if "####" in text else None
-        if said and hashed is not None and text.rfind("####") > said[-1].start():
-            return hashed  # "... the final answer is 15 gallons * 8 = 120 pints\n#### 120": the marker is last
-        if said:
-            return said[-1].group(1).replace(",", "")
-        if "####" in text:
-            return hashed
+        marked = _stated(text)
+        if marked:
+            return max(marked, key=lambda m: m.start()).group(1).replace(",", "")
         return last_number(text)
 
     def verify(self, predicted: str | None, gold: str | None) -> bool:
