@@ -63,3 +63,13 @@ def test_every_registered_task_has_a_known_group():
     assert set(groups.values()) <= {"", "deductive", "abductive", "inductive"}
     # the three LogiGLUE groups are all represented
     assert {"deductive", "abductive", "inductive"} <= set(groups.values())
+
+
+def test_every_task_has_a_label_its_registry_name_by_default():
+    """``task.label`` names a task in results, units and the report; only the user tasks change it."""
+    for name in task_names():
+        if name in ("jsonl", "evidence_jsonl"):
+            continue
+        assert get_task(name).label == name
+    assert get_task("jsonl", path="d/qa.jsonl", answer_type="number").label == "qa"
+    assert get_task("evidence_jsonl", path="d/docs.jsonl", label="mine").label == "mine"

@@ -174,6 +174,38 @@ def test_custom_prompt_and_config_spec(tmp_path):
     assert spec.build().score(_completion("B"), p.answer) == ("B", True)
 
 
+@pytest.mark.parametrize("path,options,want", [
+    ("data/qa.jsonl", {}, "qa"),                                  # the file's name without its extension
+    ("data/{split}.jsonl", {}, "data"),                           # nothing left but {split}: the folder
+    ("bench/qa_{split}.jsonl", {}, "qa"),
+    ("bench/qa-{split}-v2.jsonl", {}, "qa_v2"),
+    ("bench/{split}/qa.jsonl", {}, "qa"),
+    ("{split}.jsonl", {}, "jsonl"),                               # nothing at all: the registry name
+    ("data/qa.jsonl", {"label": " my-qa "}, "my-qa"),
+])
+def test_label_names_the_task(path, options, want):
+    task = get_task("jsonl", path=path, answer_type="number", **options)
+    assert task.label == want and task.name == "jsonl"
+    assert get_task("evidence_jsonl", path=path, **options).label == ("evidence_jsonl" if want == "jsonl" else want)
+
+
+def test_two_user_tasks_are_told_apart_and_keep_their_ids(tmp_path):
+    write(tmp_path / "a.jsonl", [{"question": "1 + 1?", "answer": 2}])
+    write(tmp_path / "b.jsonl", [{"question": "2 + 2?", "answer": 4}])
+    a = TaskSpec(name="jsonl", split="test", options={"path": str(tmp_path / "a.jsonl"), "answer_type": "number"})
+    b = TaskSpec(name="jsonl", split="test", options={"path": str(tmp_path / "b.jsonl"), "answer_type": "number",
+                                                      "label": "second"})
+    assert (a.build().label, b.build().label) == ("a", "second")
+    assert [p.id for p in a.problems()] == [p.id for p in b.problems()] == ["jsonl/test/1"]  # ids unchanged
+    assert {p.task for p in a.problems() + b.problems()} == {"jsonl"}
+
+
+@pytest.mark.parametrize("label", ["", "  ", 3])
+def test_bad_label(label):
+    with pytest.raises(ValueError, match="the option 'label' must be a non-empty string"):
+        get_task("jsonl", path="d.jsonl", answer_type="number", label=label)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

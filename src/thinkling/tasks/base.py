@@ -43,6 +43,13 @@ class Task(ABC):
                  seed: int = 0) -> list[Problem]:
         """Problems of a split; ``n`` per level for synthetic tasks, total for file tasks."""
 
+    @property
+    def label(self) -> str:
+        """The name the task goes by in results, units and reports: its registry name, unless an instance
+        says otherwise (the user tasks' ``label`` option, default their file's name), so that two tasks
+        of one registered kind in one evaluation can be told apart."""
+        return self.name
+
     def messages(self, problem: Problem) -> list[dict[str, str]]:
         """The chat messages sent to a model (teacher or student) for a problem."""
         return [{"role": "user", "content": problem.question}]

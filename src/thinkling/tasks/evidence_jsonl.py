@@ -9,7 +9,8 @@ last number of the text; compared by value, ``12`` == ``12.0``), ``label`` or ``
 content, else the last non-empty line of the final answer, normalised: an ``Answer:`` / ``The answer
 is`` prefix, surrounding quotes, markdown and a final period removed, whitespace collapsed, case
 folded; exact match - the two differ only in what they tell a reader). Any bad row is a
-:class:`DataError` naming ``file:line``.
+:class:`DataError` naming ``file:line``. ``label`` names the task in results, units and the report
+(default: the file's name, as for ``jsonl``: :func:`~thinkling.tasks.user.user_label`).
 
 The prompt of an instance in a regime is rendered as for the synthetic family ``evidence`` (see
 :mod:`thinkling.tasks.evidence` for the regimes); the order of the ``full`` documents is seeded by the
@@ -29,6 +30,7 @@ from thinkling.records import Problem
 from thinkling.tasks.base import Task, register_task, sample_problems
 from thinkling.tasks.evidence import NUMBER_INSTRUCTION, TEXT_INSTRUCTION, check_regime, render
 from thinkling.tasks.extract import last_boxed, last_number
+from thinkling.tasks.user import user_label
 
 _NUM = re.compile(r"-?\d+(?:\.\d+)?")
 _ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", re.IGNORECASE)
@@ -68,14 +70,21 @@ class EvidenceJsonlTask(Task):
     levels = (1,)
     evidence = True
 
-    def __init__(self, path: str | None = None, answer_type: str = "number", regime: str = "full"):
+    def __init__(self, path: str | None = None, answer_type: str = "number", regime: str = "full",
+                 label: str | None = None):
         if not path:
             raise ValueError("evidence_jsonl: option 'path' is required (a JSONL file; may contain {split})")
         if answer_type not in ("number", "label", "text"):
             raise ValueError(f"evidence_jsonl: answer_type must be number, label or text; got {answer_type!r}")
         self.path = path
+        self._label = user_label("evidence_jsonl", path, label)
         self.answer_type = answer_type
         self.regime = check_regime("evidence_jsonl", regime)
+
+    @property
+    def label(self) -> str:
+        """The ``label`` option, else the name of the file (:func:`~thinkling.tasks.user.user_label`)."""
+        return self._label
 
     def _file(self, split: str) -> Path:
         return Path(self.path.replace("{split}", split))

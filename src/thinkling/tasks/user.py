@@ -40,6 +40,11 @@ Options (constructor keywords):
   ``{split}`` path the set is required, so that extraction does not depend on which file was read.
 * ``prompt``: a template with ``{question}``, and ``{options}`` (choice) or ``{labels}`` (label); the
   default appends an instruction saying how to give the final answer.
+* ``label`` (default: the file's name without its extension, ``data/qa.jsonl`` -> ``qa``; with a
+  ``{split}`` path, the name with ``{split}`` and the separators around it removed, ``data/qa_{split}.jsonl``
+  -> ``qa``, or the folder's when nothing is left, ``data/qa/{split}.jsonl`` -> ``qa``): the name the task
+  goes by in results, units and the report (:attr:`~thinkling.tasks.base.Task.label`), so that two
+  ``jsonl`` tasks of one evaluation can be told apart. Problem ids stay ``jsonl/<split>/<id>``.
 
 Unlike the shipped benchmarks, where unparseable gold is None (counted, never credited), a gold that
 does not fit the declared ``answer_type`` is a :class:`DataError` naming ``file:line``: the user
@@ -48,9 +53,10 @@ declared the type, so a mismatch is a mistake in the file or in the options.
 
 from __future__ import annotations
 
+import re
 import string
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from thinkling.artifacts import DataError, located_rows, require_field
 from thinkling.records import Problem
@@ -72,6 +78,21 @@ _PLACEHOLDERS = {"number": {"question"}, "math": {"question"}, "choice": {"quest
                  "label": {"question", "labels"}}
 
 
+def user_label(task: str, path: str, label: str | None) -> str:
+    """A user task's label: ``label`` when given (a non-empty string), else the file name of ``path``
+    without its extension and without ``{split}`` (and the separators around it), else the folder's."""
+    if label is not None:
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"{task}: the option 'label' must be a non-empty string, got {label!r}")
+        return label.strip()
+    p = PurePath(path)
+    for part in (p.stem if p.suffix else p.name, p.parent.name):
+        name = re.sub(r"[\s._-]*\{split\}[\s._-]*", "_", part).strip(" ._-")
+        if name:
+            return name
+    return task
+
+
 @register_task("jsonl")
 class JsonlTask(Task):
     """A user's JSONL benchmark; see the module docstring for the options."""
@@ -79,7 +100,7 @@ class JsonlTask(Task):
     def __init__(self, path: str | None = None, answer_type: str | None = None,
                  question_field: str = "question", answer_field: str = "answer", id_field: str | None = None,
                  level_field: str | None = None, choices_field: str | None = None,
-                 labels: list[str] | None = None, prompt: str | None = None):
+                 labels: list[str] | None = None, prompt: str | None = None, label: str | None = None):
         if not path:
             raise ValueError("jsonl: the option 'path' is required (task.options.path: the JSONL file, "
                              "'{split}' in it is replaced by the split name)")
@@ -94,6 +115,7 @@ class JsonlTask(Task):
             raise ValueError("jsonl: with a '{split}' path, answer_type=label needs the labels option "
                              "(each split's file could have other gold values)")
         self.path = path
+        self._label = user_label("jsonl", path, label)
         self.answer_type = answer_type
         self.question_field, self.answer_field = question_field, answer_field
         self.id_field, self.level_field, self.choices_field = id_field, level_field, choices_field
@@ -136,6 +158,11 @@ class JsonlTask(Task):
     def _mismatch(self, where: str, value: object, what: str) -> DataError:
         return DataError(f"{where}: field '{self.answer_field}' is {value!r}, which is {what} "
                          f"(answer_type={self.answer_type})")
+
+    @property
+    def label(self) -> str:
+        """The ``label`` option, else the name of the file (see the module docstring)."""
+        return self._label
 
     @property
     def levels(self) -> tuple[int, ...]:
