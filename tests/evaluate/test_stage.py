@@ -208,3 +208,31 @@ def test_evidence_regimes_are_validated_against_a_reference_model(tmp_path, capt
     assert row(rows, model="ref", task="rules")["group"] == "deductive"
     assert "group" not in row(rows, model="ref", task="evidence", regime="full")
     assert row(rows, model="ref", task="rules")["accuracy"] == 1.0
+
+
+def test_two_user_tasks_are_told_apart_by_their_labels(tmp_path, captured, tiny_model):
+    """Two jsonl tasks appear under their labels (file stems by default) in results, samples and units;
+    two tasks with one label are refused before any unit runs."""
+    import json as _json
+
+    from thinkling.config import ConfigError, build_config
+    from thinkling.evaluate.config import EvalConfig
+    from thinkling.evaluate.stage import evaluate
+
+    for stem, qs in (("capitals", ["Capital of France?", "Capital of Italy?"]), ("colours", ["Colour of snow?"])):
+        (tmp_path / f"{stem}.jsonl").write_text("".join(_json.dumps({"question": q, "answer": "x"}) + "\n" for q in qs))
+    task = lambda stem, **kw: {"name": "jsonl", "split": "test", "options": {"path": str(tmp_path / f"{stem}.jsonl"),  # noqa: E731
+                                                                             "answer_type": "label",
+                                                                             "labels": ["x", "y"]}, **kw}
+    base = {"out": str(tmp_path / "e"), "models": [f"m={tiny_model}"], "max_new_tokens": 4}
+    cfg = build_config(EvalConfig, {**base, "tasks": [task("capitals"), task("colours")]})
+    evaluate(cfg, console=captured.console)
+    rows = _json.loads((tmp_path / "e" / "results.json").read_text())
+    assert {r["task"] for r in rows} == {"capitals", "colours"}
+    assert {r["n"] for r in rows if r["level"] == "all"} == {2, 1}
+    assert sorted(p.name.split("__")[1] for p in (tmp_path / "e" / "units").iterdir()) == ["capitals", "colours"]
+    same = build_config(EvalConfig, {**base, "out": str(tmp_path / "e2"), "tasks": [task("capitals"),
+                                                                                     task("colours", label="capitals")]})
+    with pytest.raises(ConfigError, match="two tasks are both labelled 'capitals'"):
+        evaluate(same, console=captured.console)
+    assert not (tmp_path / "e2" / "units").exists()

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from thinkling.config import StageConfig
+from thinkling.config import ConfigError, StageConfig
 from thinkling.engines import EngineOptions, engine_names, engine_options, options_class
 from thinkling.evaluate.strategies import STRATEGIES
 from thinkling.format import LORID_ADAPTERS, THINK_CLOSE, THINK_OPEN
@@ -31,7 +31,8 @@ class ModelRef(StageConfig):
                               "student's mode); it is part of the prompt, not of the generated tokens")
     think_tags: tuple[str, str] = Field((THINK_OPEN, THINK_CLOSE), description="the model's own reasoning tags "
                                         "(stripped before the answer is extracted)")
-    tasks: list[str] | None = Field(None, description="evaluate this model on these task names only (None: all)")
+    tasks: list[str] | None = Field(None, description="evaluate this model on these tasks only, by label or name "
+                                    "(None: all)")
     strategies: list[str] | None = Field(None, description="run only these strategy labels for this model "
                                          "(None: all)")
     tags: dict[str, str] = Field(default_factory=dict, description="labels carried into its rows, e.g. "
@@ -139,6 +140,19 @@ class EvalConfig(StageConfig):
         for m in self.models:  # a bad backend option fails now, naming the model, not when its turn comes
             m.engine_options(self)
         return self
+
+    def task_labels(self) -> dict[str, TaskSpec]:
+        """{label: spec} of the eval's tasks; two tasks with one label (and split) could not be told apart
+        in the results, so that is a ConfigError naming both."""
+        seen: dict[tuple[str, str], TaskSpec] = {}
+        for spec in self.task_specs():
+            key = (spec.task_label(), spec.split)
+            if key in seen:
+                raise ConfigError(f"eval: two tasks are both labelled {key[0]!r} (split {spec.split}): "
+                                  f"{seen[key].model_dump(mode='json')} and {spec.model_dump(mode='json')}; give "
+                                  "them different `label`s (task.label, or a jsonl task's option label)")
+            seen[key] = spec
+        return {label: spec for (label, _), spec in seen.items()}
 
     def task_specs(self) -> list[TaskSpec]:
         """``tasks``, led by ``task`` when that was set (or when ``tasks`` is empty)."""

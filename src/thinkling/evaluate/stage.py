@@ -20,6 +20,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,22 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:60]
 
 
-def _expand_tasks(cfg: EvalConfig) -> list[tuple[TaskSpec, str | None, Any, list]]:
-    """(task spec, regime, task, problems), loaded once for every model: an evidence task once per
-    regime (unless its options fix one)."""
+@dataclass
+class EvalTask:
+    """A task as one eval asks it: its spec, the label naming it in results, the evidence regime (if any),
+    the built task and its problems (loaded once, for every model)."""
+
+    spec: TaskSpec
+    label: str
+    regime: str | None
+    task: Any
+    problems: list
+
+
+def _expand_tasks(cfg: EvalConfig) -> list[EvalTask]:
+    """The eval's tasks: an evidence task once per regime (unless its options fix one); their labels are
+    checked first (:meth:`EvalConfig.task_labels`)."""
+    cfg.task_labels()
     specs: list[tuple[TaskSpec, str | None]] = []
     for spec in cfg.task_specs():
         if getattr(spec.build(), "evidence", False):
@@ -79,7 +93,11 @@ def _expand_tasks(cfg: EvalConfig) -> list[tuple[TaskSpec, str | None, Any, list
                       [(spec.model_copy(update={"options": {**spec.options, "regime": r}}), r) for r in cfg.regimes])
         else:
             specs.append((spec, None))
-    return [(spec, regime, spec.build(), spec.problems()) for spec, regime in specs]
+    out = []
+    for spec, regime in specs:
+        task = spec.build()
+        out.append(EvalTask(spec, spec.task_label(task), regime, task, spec.problems()))
+    return out
 
 
 def _unit_record(o, regime: str | None) -> dict:
@@ -130,15 +148,14 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
     for ref in cfg.models:
         engine: Engine | None = None
         try:
-            for spec, regime, task, problems in tasks:
-                if ref.tasks is not None and spec.name not in ref.tasks:
+            for t in tasks:
+                if ref.tasks is not None and t.label not in ref.tasks and t.spec.name not in ref.tasks:
                     continue
                 for strat in cfg.strategies:
                     if ref.strategies is not None and strat["label"] not in ref.strategies:
                         continue
                     try:
-                        unit, engine = _run_unit(cfg, ref, spec, regime, task, problems, strat, engine, model_files,
-                                                 console=console)
+                        unit, engine = _run_unit(cfg, ref, t, strat, engine, model_files, console=console)
                     except _UnitFailed as e:
                         failures.append(str(e))
                         console.print(f"[red]eval[/] {e}")
@@ -167,8 +184,9 @@ class _UnitFailed(RuntimeError):
     pass
 
 
-def _run_unit(cfg: EvalConfig, ref: ModelRef, spec: TaskSpec, regime: str | None, task, problems, strat: dict,
-              engine: Engine | None, fingerprints: dict, console) -> tuple[dict, Engine | None]:
+def _run_unit(cfg: EvalConfig, ref: ModelRef, t: EvalTask, strat: dict, engine: Engine | None, fingerprints: dict,
+              console) -> tuple[dict, Engine | None]:
+    spec, regime, task, problems = t.spec, t.regime, t.task, t.problems
     sspec = STRATEGIES.get(strat["name"])
     opts = sspec.options.model_validate({k: v for k, v in strat.items() if k not in ("name", "label")})
     protocol = {"backend": ref.backend, "template": "the model's chat template; user turn = the task prompt",
@@ -177,9 +195,10 @@ def _run_unit(cfg: EvalConfig, ref: ModelRef, spec: TaskSpec, regime: str | None
                 "seed": cfg.seed, "task": spec.model_dump(mode="json")}
     key = stable_hash({"model": ref.identity(), "model_files": fingerprints.get(ref.name), "protocol": protocol,
                        "problems": [p.id for p in problems]})
-    label = f"{ref.name} {spec.name}" + (f"/{regime}" if regime else "") + f" {strat['label']}"
-    udir = Path(cfg.out) / "units" / f"{_slug(ref.name)}__{_slug(spec.name)}{'__' + regime if regime else ''}__{_slug(strat['label'])}-{key}"
-    meta = {"model": ref.name, "model_path": ref.path, "backend": ref.backend, "task": spec.name, "split": spec.split,
+    label = f"{ref.name} {t.label}" + (f"/{regime}" if regime else "") + f" {strat['label']}"
+    name = f"{_slug(ref.name)}__{_slug(t.label)}{'__' + regime if regime else ''}__{_slug(strat['label'])}-{key}"
+    udir = Path(cfg.out) / "units" / name
+    meta = {"model": ref.name, "model_path": ref.path, "backend": ref.backend, "task": t.label, "split": spec.split,
             "strategy": strat["label"], "strategy_name": strat["name"], "regime": regime,
             "group": getattr(task, "group", "") or None, "tags": ref.tags or None, "protocol": protocol}
     if (udir / "done.json").exists():
@@ -208,7 +227,7 @@ def _run_unit(cfg: EvalConfig, ref: ModelRef, spec: TaskSpec, regime: str | None
     finally:
         logged.close()
     recs = [_unit_record(o, regime) for o in outcomes]
-    base = {"model": ref.name, "task": spec.name, "strategy": strat["label"], "regime": regime}
+    base = {"model": ref.name, "task": t.label, "strategy": strat["label"], "regime": regime}
     smp = [r for o in outcomes for r in _sample_rows(o, base, tuple(ref.think_tags))]
     write_jsonl(udir / "problems.jsonl", recs)
     write_jsonl(udir / "samples.jsonl", smp)

@@ -73,7 +73,7 @@ def _task_data(spec, key: str) -> None:
 
 def _checks(plan: Plan) -> None:
     models = {m.name for m in plan.ev.models}
-    tasks = {s.name for s in plan.ev.task_specs()}
+    tasks = set(plan.ev.task_labels()) | {s.name for s in plan.ev.task_specs()}  # also: no two with one label
     strategies = {s["label"] for s in plan.ev.strategies}
     for i, c in enumerate(plan.recipe.checks):
         where = f"checks.{i}"
