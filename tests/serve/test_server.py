@@ -340,7 +340,8 @@ def test_cli_serve_binds_loopback_and_logs_ready(tiny_model: Path):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.Popen([sys.executable, "-m", "thinkling.cli", "serve", f"model={tiny_model}", "--port", "0",
-                          "name=cli-tiny"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+                          "name=cli-tiny", "shutdown_timeout_s=0.5"], stderr=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, text=True, env=env)
     try:
         line = ""
         deadline = time.monotonic() + 60
@@ -350,6 +351,18 @@ def test_cli_serve_binds_loopback_and_logs_ready(tiny_model: Path):
         assert "ready on http://127.0.0.1:" in line and "cli-tiny" in line
         url = line.split("ready on ")[1].split()[0]
         assert [m.id for m in client(url).models.list().data] == ["cli-tiny"]
+        # SIGTERM with a request in flight: after shutdown_timeout_s it is answered with a JSON 503
+        got = []
+        t = threading.Thread(target=lambda: got.append(post(url, "/chat/completions", {
+            "model": "cli-tiny", "messages": msgs("a=1"), "max_tokens": 1000, "ignore_eos": True})))
+        t.start()
+        deadline = time.monotonic() + 10
+        while not stats(url)["in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        p.terminate()
+        t.join(30)
+        (status, out), = got
+        assert status == 503 and out["error"]["code"] == "server_shutting_down", out
     finally:
         p.terminate()
         p.wait(30)
@@ -369,6 +382,44 @@ def test_stop_ends_running_requests(noisy_model: Path):
         for _ in it:
             pass
     stop()  # idempotent
+
+
+def test_shutdown_answers_json_errors(noisy_model: Path):
+    """Running and waiting requests are answered with a JSON 503 (not uvicorn's plain-text 500)."""
+    url, stop = serve_in_thread(str(noisy_model), name="sd", max_batch_size=2)
+    got: dict[int, tuple[int, dict]] = {}
+    body = {"model": "sd", "messages": msgs("a=1"), "max_tokens": 1000, "ignore_eos": True}
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, post(url, "/chat/completions", body)))
+               for i in range(3)]                     # two run (max_batch_size=2), one waits
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while stats(url)["in_flight"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop()
+    for t in threads:
+        t.join(30)
+    assert len(got) == 3
+    for status, out in got.values():
+        assert status == 503 and out["error"]["code"] == "server_shutting_down", out
+        assert out["error"]["type"] == "server_error" and "shutting down" in out["error"]["message"]
+
+
+def test_shutdown_grace_lets_requests_finish(noisy_model: Path):
+    url, stop = serve_in_thread(str(noisy_model), name="gr")
+    got = []
+    t = threading.Thread(target=lambda: got.append(post(url, "/chat/completions", {
+        "model": "gr", "messages": msgs("a=1"), "max_tokens": 300, "ignore_eos": True})))
+    t.start()
+    deadline = time.monotonic() + 10
+    while not stats(url)["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    stop(grace=30)
+    t.join(30)
+    (status, out), = got
+    assert status == 200 and out["usage"]["completion_tokens"] == 300
+    assert time.monotonic() - t0 < 20, "stop returns once the requests in flight are done, not after the grace"
 
 
 def test_lorid_output_dir_serves_its_adapters(tiny_model: Path, lora_dirs, tmp_path: Path):

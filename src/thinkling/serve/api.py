@@ -1,5 +1,13 @@
 """Request handling of ``thinkling serve`` between HTTP and the batcher: validation, rendering, the
-OpenAI response shapes (plain and streamed), usage and log-probs."""
+OpenAI response shapes (plain and streamed), usage and log-probs.
+
+A request body is parsed, rendered and tokenized in a small thread pool, never on the event loop (which
+keeps answering ``/health`` and the other clients meanwhile), and its cost is bounded before the work
+that costs: its rows (prompts x ``n``) against ``max_queued_rows``, and its tokens (the sum over its rows
+of prompt + ``max_tokens``) against ``max_request_tokens`` - first a lower bound from the characters of
+each prompt (no token is shorter than ``1 / chars_per_token`` of the longest token in the vocabulary, so
+a prompt far too long for the context is refused before it is tokenized), then the exact count.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +15,56 @@ import asyncio
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from thinkling.engines.hf_decode import Choice, DecodeSampling
 from thinkling.models.render import render_prompt
-from thinkling.serve.batcher import Batcher, Job, Overloaded, Snapshot
+from thinkling.serve.batcher import GONE, Batcher, Failure, Job, Overloaded, ShuttingDown, Snapshot
 from thinkling.serve.config import ServeConfig
+from thinkling.serve.guard import BODY, TRIM
 from thinkling.serve.protocol import ApiError, ChatRequest, CompletionRequest, error_body
 from thinkling.serve.text import CLOSE, OPEN, visible
+
+PREPARE_THREADS = 2   # parsing, rendering and tokenizing requests (tokenizers release the GIL)
+TRIM_AFTER_TOKENS = 1 << 15   # a request costing this many tokens gives its memory back once answered
 
 
 def _sse(obj) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+def _failed(f: Failure) -> ApiError:
+    return ApiError(f.status, f.message, type="server_error", code=f.code)
+
+
+class Client:
+    """The connection of a request being handled: a client that hangs up before its reply cancels its job.
+
+    Watches ``receive`` for ``http.disconnect`` (the body was read before the handler ran) until
+    :meth:`close`; a streamed reply is watched by the streaming response itself once it starts.
+    """
+
+    def __init__(self, scope: dict | None = None, receive=None):
+        self.scope = scope if scope is not None else {}
+        self.gone = False
+        self.job: Job | None = None
+        self._task = asyncio.ensure_future(self._watch(receive)) if receive is not None else None
+
+    async def _watch(self, receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            await asyncio.sleep(0.05)
+        self.gone = True
+        if self.job is not None:
+            self.job.cancelled = True           # its rows leave the queue, or the batch at the next step
+            self.job.events.put_nowait(("error", GONE))
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 class Api:
@@ -30,6 +76,12 @@ class Api:
         self.tok = engine.tok
         self.base_name = cfg.served_name
         self.created = int(time.time())
+        self.max_request_tokens = cfg.max_request_tokens or cfg.max_batch_size * engine.context_len
+        # the most characters one token stands for: a text of c characters has at least c / this tokens
+        vocab = self.tok.convert_ids_to_tokens(list(range(len(self.tok))))
+        self.chars_per_token = max(1, *(len(t or "") for t in vocab))
+        self.pool = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="thinkling-serve-prepare")
+        self.draining = False   # shutting down: no new request is taken
 
     # -- shared pieces --
 
@@ -42,8 +94,9 @@ class Api:
                        f"{', '.join([self.base_name, *self.engine.adapters])}", param="model", code="model_not_found")
 
     def models(self) -> dict:
+        # root is the served name, never the checkpoint's path (which would tell clients the server's disk layout)
         data = [{"id": self.base_name, "object": "model", "created": self.created, "owned_by": "thinkling",
-                 "root": self.cfg.model, "parent": None, "max_model_len": self.engine.context_len}]
+                 "root": self.base_name, "parent": None, "max_model_len": self.engine.context_len}]
         data += [{"id": a, "object": "model", "created": self.created, "owned_by": "thinkling", "root": a,
                   "parent": self.base_name, "max_model_len": self.engine.context_len} for a in self.engine.adapters]
         return {"object": "list", "data": data}
@@ -56,21 +109,45 @@ class Api:
         tail = self.tok.decode(prompt[-16:], skip_special_tokens=False).rstrip()
         return tail.endswith(OPEN) and CLOSE not in tail[tail.rfind(OPEN):]
 
-    def max_tokens(self, prompt_len: int, asked: int | None, default: int, param: str) -> int:
+    def max_tokens(self, prompt_len: int, asked: int | None, default: int, param: str, exact: bool = True) -> int:
         ctx = self.engine.context_len
+        least = "" if exact else "at least "
         if prompt_len >= ctx:
             raise ApiError(400, f"This model's maximum context length is {ctx} tokens. However, your prompt is "
-                           f"{prompt_len} tokens long; shorten it.", param=param, code="context_length_exceeded")
+                           f"{least}{prompt_len} tokens long; shorten it.", param=param, code="context_length_exceeded")
         if asked is not None and prompt_len + asked > ctx:
             raise ApiError(400, f"This model's maximum context length is {ctx} tokens. However, you requested "
-                           f"{prompt_len + asked} tokens ({prompt_len} in the prompt, {asked} for the completion). "
-                           "Reduce the prompt or max_tokens.", param="max_tokens", code="context_length_exceeded")
+                           f"{least}{prompt_len + asked} tokens ({least}{prompt_len} in the prompt, {asked} for the "
+                           "completion). Reduce the prompt or max_tokens.", param="max_tokens",
+                           code="context_length_exceeded")
         return asked if asked is not None else min(default, ctx - prompt_len)
+
+    def at_least(self, n_chars: int) -> int:
+        """A lower bound on the tokens of a text of ``n_chars`` characters (no tokenizing)."""
+        return -(-n_chars // self.chars_per_token)
+
+    def check_cost(self, rows: int, tokens: int | None, param: str, exact: bool = True) -> None:
+        """Refuse a request with more rows than the queue takes, or costing more than ``max_request_tokens``
+        (``tokens``: the sum over its rows of prompt + max_tokens, or a lower bound of it)."""
+        if rows > self.cfg.max_queued_rows:
+            raise ApiError(400, f"This request has {rows} rows (prompts x n); the server takes at most "
+                           f"{self.cfg.max_queued_rows} at once (server key max_queued_rows). Send fewer prompts or "
+                           "a smaller n, or split the request.", param=param, code="request_too_large")
+        if tokens is not None and tokens > self.max_request_tokens:
+            raise ApiError(400, f"This request would cost {'' if exact else 'at least '}{tokens} tokens ({rows} rows, "
+                           f"prompts x n, of prompt + max_tokens each); the server accepts at most "
+                           f"{self.max_request_tokens} per request (server key max_request_tokens). Send fewer or "
+                           "shorter prompts, a smaller n or max_tokens, or split the request.", param=param,
+                           code="request_too_large")
+
+    def check_request(self, req, n_prompts: int) -> None:
+        if req.n > self.cfg.max_n:
+            raise ApiError(400, f"n must be between 1 and {self.cfg.max_n}, got {req.n}", param="n")
+        self.check_cost(n_prompts * req.n, None, "n" if n_prompts == 1 else "prompt")
 
     def choices(self, req, prompts: list[list[int]], max_tokens: int | None, default_max: int,
                 logprobs: int | None, chat: bool) -> list[Choice]:
-        if req.n > self.cfg.max_n:
-            raise ApiError(400, f"n must be between 1 and {self.cfg.max_n}, got {req.n}", param="n")
+        self.check_request(req, len(prompts))
         if logprobs is not None and logprobs > self.cfg.max_logprobs:
             raise ApiError(400, f"at most {self.cfg.max_logprobs} top log-probs per token, got {logprobs}",
                            param="logprobs")
@@ -78,13 +155,17 @@ class Api:
                             top_p=1.0 if req.top_p is None else req.top_p, top_k=req.top_k or 0, seed=req.seed)
         stops = req.stops()
         vocab = len(self.tok)
-        out = []
+        param = "messages" if chat else "prompt"
+        caps = []
         for p in prompts:
             if not p:
                 raise ApiError(400, "the prompt is empty", param="prompt")
             if min(p) < 0 or max(p) >= vocab:
                 raise ApiError(400, f"prompt token ids must be in [0, {vocab})", param="prompt")
-            cap = self.max_tokens(len(p), max_tokens, default_max, "messages" if chat else "prompt")
+            caps.append(self.max_tokens(len(p), max_tokens, default_max, param))
+        self.check_cost(len(prompts) * req.n, req.n * sum(len(p) + cap for p, cap in zip(prompts, caps)), param)
+        out = []
+        for p, cap in zip(prompts, caps):
             opened = self.opens_think(p)
             for _ in range(req.n):
                 out.append(Choice(index=len(out), prompt=p, max_tokens=cap, sampling=sampling, stop=stops,
@@ -92,13 +173,21 @@ class Api:
                                   ignore_eos=req.ignore_eos))
         return out
 
-    def submit(self, choices: list[Choice], adapter: str | None, stream: bool) -> Job:
+    def submit(self, choices: list[Choice], adapter: str | None, stream: bool, client: Client) -> Job:
+        if client.gone:                          # it hung up while its request was prepared
+            raise _failed(GONE)
         job = Job(choices, adapter, stream, asyncio.get_running_loop())
         try:
             self.engine.submit(job)
+        except ShuttingDown:
+            raise ApiError(503, "the server is shutting down; retry on another replica or later", type="server_error",
+                           code="server_shutting_down") from None
         except Overloaded as e:
             raise ApiError(503, f"The server is overloaded: {e}", type="server_error",
                            code="server_overloaded") from None
+        client.job = job
+        if sum(len(c.prompt) + c.max_tokens for c in choices) >= TRIM_AFTER_TOKENS:
+            client.scope[TRIM] = True            # the guard gives the memory back once it is answered
         return job
 
     @staticmethod
@@ -109,10 +198,33 @@ class Api:
                 if kind == "done":
                     return
                 if kind == "error":
-                    raise ApiError(500, payload, type="server_error", code="generation_failed")
+                    raise _failed(payload)
         except asyncio.CancelledError:
             job.cancelled = True
             raise
+
+    @staticmethod
+    def parse(model, body: bytes):
+        """The request body as ``model`` (in a prepare thread); errors answer as FastAPI's own would.
+
+        ``json.loads`` then validation, not pydantic's ``model_validate_json``: on a body of token ids the
+        latter holds ~30x the body's size while it runs (7.6 MB -> 215 MB), the former ~2-8x."""
+        try:
+            data = json.loads(body)
+        except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
+            raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error",
+                                           "ctx": {"error": str(e)}}]) from None
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            raise RequestValidationError(e.errors(include_input=False, include_url=False)) from None
+
+    async def prepared(self, fn, body: bytes):
+        """``fn(body)`` in a prepare thread (the event loop goes on serving meanwhile)."""
+        if self.draining:
+            raise ApiError(503, "the server is shutting down; retry on another replica or later", type="server_error",
+                           code="server_shutting_down")
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, body)
 
     @staticmethod
     def usage(choices: list[Choice], prompt_tokens: int) -> dict:
@@ -146,7 +258,9 @@ class Api:
 
     # -- chat --
 
-    async def chat(self, req: ChatRequest):
+    def prepare_chat(self, body: bytes):
+        """(In a prepare thread.) The request, its adapter, prompt ids and choices; cheap bounds first."""
+        req = self.parse(ChatRequest, body)
         adapter = self.adapter_for(req.model)
         messages = [m.as_dict() for m in req.messages]
         started = ""
@@ -155,23 +269,39 @@ class Api:
                 raise ApiError(400, "continue_final_message needs a started assistant message last",
                                param="messages")
             messages, started = messages[:-1], messages[-1]["content"]
-        try:
-            prompt = render_prompt(self.tok, messages)
-        except Exception as e:  # noqa: BLE001 - a template that rejects these messages (jinja raises anything)
-            raise ApiError(400, f"the chat template cannot render these messages: {e}", param="messages") from None
-        if started:
-            prompt = prompt + self.tok(started, add_special_tokens=False)["input_ids"]
         if req.top_logprobs is not None and not req.logprobs:
             raise ApiError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
-        k = (req.top_logprobs or 0) if req.logprobs else None
+        self.check_request(req, 1)
         asked = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        try:
+            text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as e:  # noqa: BLE001 - a template that rejects these messages (jinja raises anything)
+            raise ApiError(400, f"the chat template cannot render these messages: {e}", param="messages") from None
+        least = self.at_least(len(text) + len(started))   # before tokenizing: a prompt far too long costs nothing
+        cap = self.max_tokens(least, asked, self.cfg.default_max_tokens, "messages", exact=False)
+        self.check_cost(req.n, req.n * (least + cap), "messages", exact=False)
+        del text
+        prompt = render_prompt(self.tok, messages)
+        if started:
+            prompt = prompt + self.tok(started, add_special_tokens=False)["input_ids"]
+        k = (req.top_logprobs or 0) if req.logprobs else None
         choices = self.choices(req, [prompt], asked, self.cfg.default_max_tokens, k, chat=True)
-        split = req.separate_reasoning if req.separate_reasoning is not None else self.cfg.reasoning_parser == "think"
-        job = self.submit(choices, adapter, req.stream)
-        rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        if req.stream:
-            return self.chat_stream(job, req, rid, len(prompt), split)
-        await self.wait(job)
+        return req, adapter, len(prompt), choices
+
+    async def chat(self, scope: dict, receive=None):
+        """A chat request whose body the guard read into ``scope``; ``receive`` tells when its client hangs up."""
+        client = Client(scope, receive)
+        try:
+            req, adapter, prompt_len, choices = await self.prepared(self.prepare_chat, scope.pop(BODY, b""))
+            split = (req.separate_reasoning if req.separate_reasoning is not None
+                     else self.cfg.reasoning_parser == "think")
+            job = self.submit(choices, adapter, req.stream, client)
+            rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+            if req.stream:
+                return self.chat_stream(job, req, rid, prompt_len, split)
+            await self.wait(job)
+        finally:
+            client.close()
         out = []
         for c in choices:
             reasoning, content = visible(c.text, True, split, c.opened, c.stop)
@@ -181,7 +311,7 @@ class Api:
             out.append({"index": c.index, "message": msg, "logprobs": self.chat_logprobs(c),
                         "finish_reason": c.finish_reason})
         return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": req.model,
-                "choices": out, "usage": self.usage(choices, len(prompt)), "system_fingerprint": None}
+                "choices": out, "usage": self.usage(choices, prompt_len), "system_fingerprint": None}
 
     def chat_stream(self, job: Job, req: ChatRequest, rid: str, prompt_len: int, split: bool):
         by_index = {c.index: c for c in job.choices}
@@ -229,7 +359,7 @@ class Api:
             while True:
                 kind, payload = await job.events.get()
                 if kind == "error":
-                    yield _sse(error_body(payload, "server_error", code="generation_failed"))
+                    yield _sse(error_body(payload.message, "server_error", code=payload.code))
                     break
                 snaps = [s for s in payload if s.index not in finished]
                 for choice in deltas(snaps):
@@ -245,7 +375,9 @@ class Api:
 
     # -- completions --
 
-    async def complete(self, req: CompletionRequest):
+    def prepare_completion(self, body: bytes):
+        """(In a prepare thread.) The request, its adapter, prompt ids and choices; cheap bounds first."""
+        req = self.parse(CompletionRequest, body)
         adapter = self.adapter_for(req.model)
         if req.echo:
             raise ApiError(400, "echo is not supported", param="echo")
@@ -261,7 +393,13 @@ class Api:
         else:
             texts = None
         if texts is not None:
-            prompts = [self.tok(t)["input_ids"] for t in texts]
+            self.check_request(req, len(texts))
+            least = [self.at_least(len(t)) for t in texts]   # before tokenizing: the lengths of the texts bound it
+            caps = [self.max_tokens(n, req.max_tokens, self.cfg.default_max_tokens, "prompt", exact=False)
+                    for n in least]
+            self.check_cost(len(texts) * req.n, req.n * (sum(least) + sum(caps)), "prompt", exact=False)
+            prompts = self.tok(texts)["input_ids"]
+            del texts
         elif p and isinstance(p[0], int):
             prompts = [list(p)]
         else:
@@ -270,12 +408,20 @@ class Api:
             raise ApiError(400, "prompt must not be an empty list", param="prompt")
         choices = self.choices(req, prompts, req.max_tokens, self.cfg.default_max_tokens, req.logprobs,
                                chat=False)
-        job = self.submit(choices, adapter, req.stream)
-        rid = f"cmpl-{uuid.uuid4().hex[:24]}"
-        n_prompt = sum(len(x) for x in prompts)
-        if req.stream:
-            return self.complete_stream(job, req, rid, n_prompt)
-        await self.wait(job)
+        return req, adapter, sum(len(x) for x in prompts), choices
+
+    async def complete(self, scope: dict, receive=None):
+        """A completions request whose body the guard read into ``scope`` (see :meth:`chat`)."""
+        client = Client(scope, receive)
+        try:
+            req, adapter, n_prompt, choices = await self.prepared(self.prepare_completion, scope.pop(BODY, b""))
+            job = self.submit(choices, adapter, req.stream, client)
+            rid = f"cmpl-{uuid.uuid4().hex[:24]}"
+            if req.stream:
+                return self.complete_stream(job, req, rid, n_prompt)
+            await self.wait(job)
+        finally:
+            client.close()
         out = [{"index": c.index, "text": c.text, "logprobs": self.completion_logprobs(c),
                 "finish_reason": c.finish_reason} for c in choices]
         return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": req.model,
@@ -305,5 +451,7 @@ class Api:
         s = self.engine.stats
         return {"requests": s.requests, "rejected": s.rejected, "batches": s.batches, "sequences": s.sequences,
                 "tokens": s.tokens, "largest_batch": s.largest_batch, "errors": s.errors,
-                "in_flight": self.engine.in_flight, "max_queued_requests": self.engine.max_queued,
-                "max_batch_size": self.engine.max_batch_size}
+                "cancelled": s.cancelled, "in_flight": self.engine.in_flight,
+                "rows_in_flight": self.engine.rows_in_flight, "max_queued_requests": self.engine.max_queued,
+                "max_queued_rows": self.engine.max_rows, "max_batch_size": self.engine.max_batch_size,
+                "max_request_tokens": self.max_request_tokens}

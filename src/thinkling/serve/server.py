@@ -10,6 +10,7 @@ background thread (for tests and for programs that want a local student endpoint
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -27,7 +28,8 @@ from thinkling.models.loading import set_threads
 from thinkling.serve.api import Api
 from thinkling.serve.batcher import Batcher
 from thinkling.serve.config import ServeConfig
-from thinkling.serve.protocol import ApiError, ChatRequest, CompletionRequest, error_body
+from thinkling.serve.guard import Guard, header_timeout_protocol
+from thinkling.serve.protocol import ApiError, error_body
 
 log = logging.getLogger("thinkling.serve")
 
@@ -41,7 +43,7 @@ def load_engine(cfg: ServeConfig) -> Batcher:
     engine = HFEngine(HFOptions(model=cfg.model, dtype=cfg.dtype, lorid=True, adapter_dirs=cfg.adapters,
                                 max_model_len=cfg.max_model_len))
     batcher = Batcher(engine, max_batch_size=cfg.max_batch_size, batch_window_ms=cfg.batch_window_ms,
-                      max_queued_requests=cfg.max_queued_requests)
+                      max_queued_requests=cfg.max_queued_requests, max_queued_rows=cfg.max_queued_rows)
     batcher.start()
     return batcher
 
@@ -49,10 +51,13 @@ def load_engine(cfg: ServeConfig) -> Batcher:
 # ---- the app -----------------------------------------------------------------------------------------
 
 def build_app(engine: Batcher, cfg: ServeConfig):
-    """The FastAPI app over a loaded engine: OpenAI-shaped errors, then the routes."""
+    """The FastAPI app over a loaded engine: the guard (API key, body size, read timeout; guard.py),
+    OpenAI-shaped errors, then the routes."""
     api = Api(engine, cfg)
     app = FastAPI(title="thinkling serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.api = api
+    app.add_middleware(Guard, api_key=cfg.resolved_api_key(), max_body_bytes=cfg.max_body_bytes,
+                       read_timeout_s=cfg.read_timeout_s, draining=lambda: api.draining)
     _error_handlers(app)
     _routes(app, api)
     return app
@@ -104,13 +109,14 @@ def _routes(app: FastAPI, api: Api) -> None:
         api.adapter_for(model_id)
         return next(m for m in api.models()["data"] if m["id"] == model_id)
 
+    # the guard read the body (bounded in size and time); it is parsed in a prepare thread
     @app.post("/v1/chat/completions")
-    async def chat(req: ChatRequest):
-        return _respond(await api.chat(req))
+    async def chat(request: Request):
+        return _respond(await api.chat(request.scope, request.receive))
 
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest):
-        return _respond(await api.complete(req))
+    async def completions(request: Request):
+        return _respond(await api.complete(request.scope, request.receive))
 
     @app.get("/health")
     async def health():
@@ -124,7 +130,8 @@ def _routes(app: FastAPI, api: Api) -> None:
     async def metrics():
         lines = []
         for k, v in api.stats().items():
-            kind = "counter" if k in ("requests", "rejected", "batches", "sequences", "tokens", "errors") else "gauge"
+            kind = ("counter" if k in ("requests", "rejected", "batches", "sequences", "tokens", "errors", "cancelled")
+                    else "gauge")
             lines += [f"# TYPE thinkling_serve_{k} {kind}",
                       f"thinkling_serve_{k} {v}"]
         return PlainTextResponse("\n".join(lines) + "\n")
@@ -144,16 +151,32 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _make_server(app, cfg: ServeConfig, on_ready: Callable[[], None], log_config):
+def _make_server(app, engine: Batcher, cfg: ServeConfig, on_ready: Callable[[], None], log_config):
+    api: Api = app.state.api
+
     class _Server(uvicorn.Server):
+        grace = cfg.shutdown_timeout_s
+
         async def startup(self, sockets=None):
             await super().startup(sockets=sockets)
             if self.started:
                 on_ready()
 
+        async def shutdown(self, sockets=None):
+            """Refuse new requests, let those in flight run for ``grace`` seconds, then end the rest with a
+            JSON 503 (uvicorn would cancel them, which answers a plain-text 500), then uvicorn's own shutdown."""
+            api.draining = True
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.grace
+            while engine.in_flight and loop.time() < deadline and not self.force_exit:
+                await asyncio.sleep(0.05)
+            engine.halt()
+            await super().shutdown(sockets=sockets)
+
     kw = {} if log_config == "default" else {"log_config": log_config}
+    # uvicorn's own grace only has to cover answering: the engine has ended every job by then
     return _Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level,
-                                  timeout_graceful_shutdown=5, **kw))
+                                  http=header_timeout_protocol(cfg.read_timeout_s), timeout_graceful_shutdown=5, **kw))
 
 
 def _url(host: str, port: int) -> str:
@@ -172,13 +195,14 @@ def serve(cfg: ServeConfig, console=None) -> None:
     names = ", ".join([cfg.served_name, *engine.adapters])
 
     def ready():
-        msg = f"thinkling serve: ready on {_url(cfg.host, port)} (models: {names})"
+        key = "; clients must send the API key" if cfg.resolved_api_key() else ""
+        msg = f"thinkling serve: ready on {_url(cfg.host, port)} (models: {names}{key})"
         if console is not None:
             console.print(msg, markup=False, highlight=False, soft_wrap=True)
         else:
             log.warning(msg)
 
-    server = _make_server(build_app(engine, cfg), cfg, ready, "default")
+    server = _make_server(build_app(engine, cfg), engine, cfg, ready, "default")
     try:
         server.run(sockets=[sock])
     finally:
@@ -187,12 +211,14 @@ def serve(cfg: ServeConfig, console=None) -> None:
 
 
 def serve_in_thread(model: str, host: str = "127.0.0.1", port: int = 0,
-                    **options) -> tuple[str, Callable[[], None]]:
+                    **options) -> tuple[str, Callable[..., None]]:
     """Start a server for ``model`` in a background thread; return ``(base_url, stop)`` once it is ready.
 
     ``base_url`` ends in ``/v1`` (pass it to ``openai.OpenAI(base_url=..., api_key="x")``); ``port=0``
     picks a free port. ``options`` are any other ``ServeConfig`` keys (``adapters``, ``name``,
-    ``max_batch_size``, ``reasoning_parser``, ...). ``stop()`` shuts the server down and is idempotent.
+    ``max_batch_size``, ``reasoning_parser``, ...). ``stop(grace=0)`` shuts the server down as Ctrl-C does,
+    with ``grace`` seconds for the requests in flight (those still running then get a JSON 503); it is
+    idempotent.
     """
     opts = {"log_level": "warning", **options}
     cfg = build_config(ServeConfig, {"model": model, "host": host, "port": port, **opts}, "serve_in_thread")
@@ -204,7 +230,9 @@ def serve_in_thread(model: str, host: str = "127.0.0.1", port: int = 0,
         raise
     url = _url(host, sock.getsockname()[1])
     ready = threading.Event()
-    server = _make_server(build_app(engine, cfg), cfg, ready.set, None)
+    app = build_app(engine, cfg)
+    api = app.state.api
+    server = _make_server(app, engine, cfg, ready.set, None)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="thinkling-serve", daemon=True)
     thread.start()
     while not ready.wait(0.05):
@@ -214,10 +242,12 @@ def serve_in_thread(model: str, host: str = "127.0.0.1", port: int = 0,
             raise RuntimeError(f"thinkling serve failed to start on {host}:{port} (see the log above)")
     log.info("thinkling serve: ready on %s", url)
 
-    def stop() -> None:
-        engine.stop()              # running requests end with an error, waiting ones too
+    def stop(grace: float = 0.0) -> None:
+        server.grace = grace       # then running and waiting requests end with a JSON 503
         server.should_exit = True
-        thread.join(30)
+        thread.join(30 + grace)
+        engine.stop()
+        api.pool.shutdown(wait=False)
         sock.close()
 
     return url, stop
