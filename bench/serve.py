@@ -29,6 +29,7 @@ def build_model(out: Path) -> Path:
     from thinkling.tasks.synthetic import oracle_texts
 
     build_tiny(out, oracle_texts("arithmetic", n=200), TinySpec(), seed=0)
+    return out
 
 
 def main() -> None:

@@ -101,6 +101,21 @@ def test_cli_serve_help_and_errors(tmp_path: Path, tiny_model: Path):
         assert r.exit_code == 1 and "cannot listen on 127.0.0.1:" in r.output and "Traceback" not in r.output, r.output
 
 
+def test_cli_serve_api_key_option_reaches_the_config(tiny_model: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import thinkling.serve.server as server
+    from thinkling.cli import app
+
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda cfg, console=None: seen.setdefault("cfg", cfg))
+    monkeypatch.delenv("THINKLING_SERVE_API_KEY", raising=False)
+    r = CliRunner().invoke(app, ["serve", f"model={tiny_model}", "--api-key", "s3cret"])
+    assert r.exit_code == 0, r.output
+    assert seen["cfg"].resolved_api_key() == "s3cret" and "s3cret" not in repr(seen["cfg"])
+    assert "--api-key" in CliRunner().invoke(app, ["serve", "--help"]).output
+
+
 # ----------------------------------------------------------------------------- user errors
 
 

@@ -170,6 +170,9 @@ def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="interface to bind (default 127.0.0.1)")] = None,
     reasoning_parser: Annotated[Optional[str], typer.Option(
         "--reasoning-parser", help="'think': <think> part of chat replies as message.reasoning_content")] = None,
+    api_key: Annotated[Optional[str], typer.Option(
+        "--api-key", help="require 'Authorization: Bearer KEY' (prefer $THINKLING_SERVE_API_KEY: a command "
+        "line is visible to other users of the machine)")] = None,
 ) -> None:
     """Serve a student (any HF causal LM, with LoRA adapters) behind an OpenAI-compatible HTTP API.
 
@@ -181,7 +184,8 @@ def serve(
     from thinkling.serve.config import ServeConfig
     from thinkling.serve.server import serve as run_serve
 
-    extra = [f"{k}={v}" for k, v in (("port", port), ("host", host), ("reasoning_parser", reasoning_parser))
+    extra = [f"{k}={v}" for k, v in (("port", port), ("host", host), ("reasoning_parser", reasoning_parser),
+                                                   ("api_key", api_key))
              if v is not None]
     _guard(lambda: run_serve(load_config(ServeConfig, config, (overrides or []) + extra), console=console))
 
