@@ -36,3 +36,13 @@ def test_lorid_saves_three_switchable_adapters_on_one_base(curated, tiny_model, 
     merged = AutoModelForCausalLM.from_pretrained(out)  # the Intuitive Reasoner as a plain checkpoint
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=ids).logits, logits["intuitive"], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_lorid_splits_a_tokens_budget_between_its_adapters(curated, tiny_model, tmp_path, captured):
+    m = run_train(curated / "chunked", tmp_path / "lorid", captured.console, method="lorid", model=str(tiny_model),
+                  max_steps=-1, budget_tokens=3000, lr=1e-2)
+    per = {n: a["compute"] for n, a in m["counts"]["adapters"].items()}
+    assert all(c["budget"] == {"kind": "tokens", "total": 1000.0} and c["tokens"] >= 1000 for c in per.values())
+    assert m["compute"]["tokens"] == sum(c["tokens"] for c in per.values())
+    assert m["compute"]["budget"] == {"kind": "tokens", "total": 3000.0}

@@ -193,4 +193,5 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert ddp["counts"]["examples_seen"] == one["counts"]["examples_seen"] == 48  # 2 ranks x 4 = 8 per step
     assert len(ddp["loss_history"]) == len(one["loss_history"]) == 6
     assert ddp["loss_history"] == pytest.approx(one["loss_history"], rel=1e-4)
+    assert ddp["compute"]["tokens"] == one["compute"]["tokens"] > 0  # counted over both ranks
     assert ddp["loss_history"][-1] < ddp["loss_history"][0]  # it trained

@@ -29,6 +29,14 @@ def test_kd_online_equals_offline_with_all_logprobs_and_taid_moves_t(curated, ti
     few = run_train(curated / "chunked", tmp_path / "few", captured.console,
                     kd={"teacher": str(noisy_model), "loss": "kd_fkl", "offline": True, "top_k": 4}, **common)
     assert 0 < _first_loss(few) < _first_loss(online) + 1e-6  # k+1 buckets lose detail, never add divergence
+    # compute: the online teacher's forward costs 2 N_t per token; offline, its one pass is counted up front
+    from thinkling.models.loading import load_model
+
+    n_s, n_t = online["counts"]["params"], load_model(str(noisy_model)).num_parameters()
+    on, off = online["compute"], offline["compute"]
+    assert on["flops_per_token"] == 6 * n_s + 2 * n_t and on["teacher_flops"] == 0
+    assert off["flops_per_token"] == 6 * n_s and off["teacher_flops"] > 0 and off["teacher_flops"] % (2 * n_t) == 0
+    assert off["flops"] == off["tokens"] * 6 * n_s + off["teacher_flops"]
     captured.buf.truncate(0)
     run_train(curated / "chunked", tmp_path / "taid", captured.console, max_steps=40, logging_steps=40,
               kd={"teacher": str(noisy_model), "loss": "taid"}, **{k: v for k, v in common.items() if k != "max_steps"})

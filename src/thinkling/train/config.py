@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from thinkling.config import StageConfig
 from thinkling.models.tiny import TinySpec
@@ -73,9 +73,21 @@ class TrainConfig(StageConfig):
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
     epochs: float = Field(1.0, gt=0, description="passes over the data (ignored when max_steps > 0)")
     max_steps: int = Field(-1, description="optimizer steps; -1 = from epochs")
+    budget_tokens: int | None = Field(
+        None, gt=0,
+        description="compute budget in forward tokens processed (prompt included, padding excluded, all ranks): "
+                    "the lr schedule (warmup, cosine to 10%) runs on the share spent and training stops when it is "
+                    "spent; exact and machine-independent (docs/methods.md#budgets-and-compute)",
+    )
+    budget_flops: float | None = Field(
+        None, gt=0,
+        description="compute budget in training FLOPs: 6 x student params per token, + 2 x teacher params for "
+                    "online kd, + an offline teacher's precomputation; schedule and stop as for budget_tokens",
+    )
     budget_minutes: float | None = Field(
         None, gt=0,
-        description="wall-clock budget: the lr schedule (warmup, cosine to 10%) runs on elapsed time and training stops when it is spent",
+        description="wall-clock budget (depends on how busy the machine is; budget_tokens is exact): the lr "
+                    "schedule runs on elapsed time and training stops when it is spent",
     )
     max_len: int = Field(1024, ge=8, description="longest example in tokens; longer ones are dropped (counted)")
     group_by_length: bool = Field(True, description="batch examples of similar length (little padding, no cross-attention)")
@@ -92,6 +104,13 @@ class TrainConfig(StageConfig):
     kd: KDOptions = Field(default_factory=KDOptions)
     redi: RediOptions = Field(default_factory=RediOptions)
     adaptive: AdaptiveOptions = Field(default_factory=AdaptiveOptions)
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainConfig:
+        set_ = [k for k in ("budget_tokens", "budget_flops", "budget_minutes") if getattr(self, k) is not None]
+        if len(set_) > 1:
+            raise ValueError(f"{' and '.join(set_)} are both set: give one budget")
+        return self
 
     @field_validator("method")
     @classmethod

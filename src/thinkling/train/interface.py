@@ -56,6 +56,8 @@ class Objective:
     the collated per-row fields (``weights``, ``topk_ids``, ``topk_logprobs``)."""
     schedule: StepSchedule | None = None  # observed every micro-batch, stepped every optimizer step
     status: Callable[[], str] | None = None  # a few words for the progress line (e.g. taid's t)
+    teacher_params: int = 0  # a teacher run forward on every batch (online kd): 2 N FLOPs per token
+    teacher_flops: float = 0.0  # compute spent before training on the student's behalf (offline kd's top-k)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The lorid method's ``fit`` hook: three LoRA adapters on one base, fitted one after the other.
 
 Each adapter trains on its own rows (tagged ``adapter`` by the data source in ``methods.py``) with a
-third of the budget or ``max_steps``. Layout of ``out/``: the untouched base in ``base/``, one
+third of the budget (tokens, FLOPs or minutes) or ``max_steps``. Layout of ``out/``: the untouched base in ``base/``, one
 ``adapters/<name>/`` per adapter, ``lorid.json`` naming them, and ``out/`` itself the Intuitive
 Reasoner merged into a plain checkpoint (what ``thinkling eval`` runs by default). An adapter already
 saved by an interrupted run is loaded, not trained again.
@@ -17,7 +17,8 @@ from dataclasses import replace
 from thinkling.artifacts import atomic_write_json
 from thinkling.format import LORID_ADAPTERS
 from thinkling.train.interface import Fitted, Objective, Run
-from thinkling.train.trainer import lora_config, make_trainer, wrap_lora
+from thinkling.train.budget import Budget, add_consumed, budget_of, consumed, flops_per_token
+from thinkling.train.trainer import lora_config, make_trainer, stop_rule, wrap_lora
 
 
 def _with_adapters(run: Run):
@@ -39,7 +40,7 @@ def _load_adapter(peft_model, name: str, adapter_dir) -> None:
     set_peft_model_state_dict(peft_model, load_file(str(adapter_dir / "adapter_model.safetensors")), adapter_name=name)
 
 
-def _fit_adapter(run: Run, peft_model, name: str, objective: Objective, budget: float | None) -> dict:
+def _fit_adapter(run: Run, peft_model, name: str, objective: Objective, budget: Budget | None) -> dict:
     """Train adapter ``name`` on its rows; its counts."""
     out = run.out
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
@@ -48,10 +49,13 @@ def _fit_adapter(run: Run, peft_model, name: str, objective: Objective, budget: 
     trainer = make_trainer(run, peft_model, objective, out / "checkpoints" / name, budget, name=f"{out.name}/{name}")
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    secs = time.time() - t0
     return {"rows": len(objective.rows), "steps": trainer.state.global_step,
-            "train_seconds": round(time.time() - t0, 1), "trained_tokens": trainer.trained_tokens,
+            "train_seconds": round(secs, 1), "trained_tokens": trainer.trained_tokens,
             "first_loss": round(losses[0], 4) if losses else None,
-            "final_loss": round(losses[-1], 4) if losses else None}
+            "final_loss": round(losses[-1], 4) if losses else None,
+            "compute": consumed(trainer.state.num_input_tokens_seen, trainer.state.global_step, secs,
+                                flops_per_token(run.n_params), budget=budget)}
 
 
 def _save_merged(run: Run, peft_model) -> None:
@@ -70,7 +74,8 @@ def fit_lorid(run: Run, objective: Objective) -> Fitted | None:
     """The lorid ``fit`` hook (see the module docstring); counts per adapter and in all."""
     cfg, out = run.cfg, run.out
     peft_model = _with_adapters(run)
-    budget = cfg.budget_minutes / len(LORID_ADAPTERS) if cfg.budget_minutes else None
+    total = budget_of(cfg, flops_per_token(run.n_params))
+    budget = total.share(len(LORID_ADAPTERS)) if total is not None else None  # equal shares, one after another
     per: dict = {}
     for name in LORID_ADAPTERS:
         done = out / "adapters" / name / "adapter_config.json"
@@ -94,4 +99,8 @@ def fit_lorid(run: Run, objective: Objective) -> Fitted | None:
               "train_seconds": round(secs, 1), "trained_tokens": toks,
               "trained_tokens_per_second": round(toks / max(secs, 1e-9), 1),
               "first_loss": first.get("first_loss"), "final_loss": first.get("final_loss")}
-    return Fitted(counts)
+    parts = [v["compute"] for v in per.values()]
+    compute = add_consumed(parts, total) if parts else None
+    if compute is not None and total is None:
+        compute["budget"] = stop_rule(cfg)
+    return Fitted(counts, extra={"compute": compute} if compute is not None else None)

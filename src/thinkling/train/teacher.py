@@ -107,7 +107,11 @@ def prepare_kd(run: Run, objective: Objective) -> Objective:
         schedule = TAIDSchedule(t_start=kd.taid_t_start, t_end=kd.taid_t_end, alpha=kd.taid_alpha, beta=kd.taid_beta)
         hp["t"] = schedule  # the loss reads float(t): the schedule's current t
         status = lambda: f"taid t {schedule.t:.3f}"  # noqa: E731
-    if kd.offline:
+    n_teacher = sum(p.numel() for p in teacher.parameters())
+    if kd.offline:  # one forward pass of the teacher over every row, before training: 2 N per token
         rows = add_teacher_topk(objective.rows, teacher, kd.top_k, run.console, tau=kd.tau)
-        return replace(objective, rows=rows, hp=hp, teacher=stored_topk(kd.tau), schedule=schedule, status=status)
-    return replace(objective, hp=hp, teacher=online_logits(teacher), schedule=schedule, status=status)
+        precompute = 2.0 * n_teacher * sum(r["length"] for r in rows)
+        return replace(objective, rows=rows, hp=hp, teacher=stored_topk(kd.tau), schedule=schedule, status=status,
+                       teacher_flops=precompute)
+    return replace(objective, hp=hp, teacher=online_logits(teacher), schedule=schedule, status=status,
+                   teacher_params=n_teacher)

@@ -1,8 +1,8 @@
 """The transformers Trainer every method runs on, and the default fit (one Trainer, resumable).
 
-Pieces: :class:`Collator` (right-padding, per-row fields), :func:`time_schedule` (the lr on the
-wall clock for a budgeted run), :func:`progress` (the one-line display, the budget stop, the thread
-hand-over), :func:`make_trainer` (our collator and our loss - a registry function divided once by the
+Pieces: :class:`Collator` (right-padding, per-row fields), :func:`budget_schedule` (the lr on the
+share of a budget spent: ``budget.py``), :func:`progress` (the one-line display, the budget stop, the
+thread hand-over), :func:`make_trainer` (our collator and our loss - a registry function divided once by the
 global trained-token count - on a plain Trainer) and :func:`fit_one` (what a method without a
 ``fit`` hook gets: optionally LoRA, resume from the latest checkpoint, save, count).
 
@@ -12,13 +12,13 @@ transformers, torch, peft and datasets are imported inside the functions: they t
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from thinkling.models.loading import load_model
+from thinkling.train.budget import Budget, Meter, budget_of, consumed, flops_per_token, lr_factor
 from thinkling.train.interface import IGNORE, Fitted, Objective, Run
 
 if TYPE_CHECKING:  # annotations only: the config's method check imports the methods, which import this
@@ -63,34 +63,23 @@ class Collator:
         return batch
 
 
-def time_schedule(optimizer, budget_s: float, warmup: float):
-    """LR factor from elapsed wall time: linear warmup, then cosine decay to 10% at the budget.
-
-    A budgeted run does not know its step count in advance, so the schedule runs on the clock.
-    """
+def budget_schedule(optimizer, meter: Meter, warmup: float):
+    """The lr on the share of the budget spent (:func:`~thinkling.train.budget.lr_factor`): a budgeted
+    run does not know its step count in advance. Read after each optimizer step, from the tokens the
+    Trainer has counted (or the clock, for a minutes budget)."""
     import torch  # heavy
 
-    state = {"t0": None}
-
-    def factor(_step: int) -> float:
-        if state["t0"] is None:
-            state["t0"] = time.time()
-        frac = min((time.time() - state["t0"]) / budget_s, 1.0)
-        if warmup > 0 and frac < warmup:
-            return max(frac / warmup, 0.01)
-        p = (frac - warmup) / max(1 - warmup, 1e-9)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: lr_factor(meter.fraction(), warmup))
 
 
 # ----------------------------------------------------------------------------- callbacks
 
 
-def progress(out: Path, name: str, budget_minutes: float | None, console, status=None):
-    """A one-line progress display (steps, loss, budget, the objective's ``status``), the wall-clock
-    budget stop, and the thread hand-over (a runner that frees cores writes ``out/.threads``). A
-    factory, because transformers is imported lazily (it takes seconds)."""
+def progress(out: Path, name: str, meter: Meter | None, console, status=None):
+    """A one-line progress display (steps, loss, budget, the objective's ``status``), the budget stop,
+    and the thread hand-over (a runner that frees cores writes ``out/.threads``; taken only by a
+    minutes budget or none, since another thread count may round differently and a tokens or FLOPs
+    budget promises the same model on a busy machine). A factory: transformers is imported lazily."""
     from transformers import TrainerCallback  # heavy
 
     class Progress(TrainerCallback):
@@ -103,7 +92,7 @@ def progress(out: Path, name: str, budget_minutes: float | None, console, status
         def _maybe_change_threads(self):
             import torch  # heavy
 
-            if time.time() - self.last_thread_check < 5:
+            if (meter is not None and meter.budget.kind != "minutes") or time.time() - self.last_thread_check < 5:
                 return
             self.last_thread_check = time.time()
             f = out / ".threads"
@@ -115,6 +104,10 @@ def progress(out: Path, name: str, budget_minutes: float | None, console, status
                 torch.set_num_threads(n)
                 console.print(f"  train {name}: now using {n} threads", highlight=False)
 
+        def on_train_begin(self, a, state, control, **kw):
+            if meter is not None:
+                meter.start()
+
         def on_log(self, a, state, control, logs=None, **kw):
             if logs and "loss" in logs:
                 self.loss = float(logs["loss"])
@@ -122,16 +115,17 @@ def progress(out: Path, name: str, budget_minutes: float | None, console, status
         def on_step_end(self, a, state, control, **kw):
             el = time.time() - self.t0
             self._maybe_change_threads()
-            if budget_minutes and el > budget_minutes * 60:
+            if meter is not None and meter.fraction() >= 1.0:
                 control.should_training_stop = True
                 control.should_save = True
             if state.is_world_process_zero and (time.time() - self.last_print > 15 or control.should_training_stop):
                 self.last_print = time.time()
                 total = f"/{state.max_steps}" if state.max_steps < 10**8 else ""
-                budget = f" of {budget_minutes:.1f} min budget" if budget_minutes else ""
+                spent = f"{meter.describe()}, " if meter is not None and meter.budget.kind != "minutes" else ""
+                budget = f" of {meter.budget.total:.1f} min budget" if meter is not None and not spent else ""
                 loss = f"{self.loss:.4f}" if self.loss is not None else "-"
                 extra = f", {status()}" if status is not None else ""
-                console.print(f"  train {name}: step {state.global_step}{total}, loss {loss}{extra}, "
+                console.print(f"  train {name}: step {state.global_step}{total}, loss {loss}{extra}, {spent}"
                               f"{el / 60:.1f} min{budget}, {state.global_step / max(el, 1e-9):.1f} steps/s",
                               highlight=False)
             return control
@@ -139,18 +133,15 @@ def progress(out: Path, name: str, budget_minutes: float | None, console, status
     return Progress()
 
 
-def schedule_stepper(schedule, budget_minutes: float | None):
+def schedule_stepper(schedule, meter: Meter | None):
     """Steps the objective's schedule after every optimizer step, by the share of steps done (a
     budgeted run: by the share of the budget spent, as for the lr)."""
     from transformers import TrainerCallback  # heavy
 
-    t_begin = time.time()
-
     class ScheduleStep(TrainerCallback):
         def on_step_end(self, a, state, control, **kw):
-            if budget_minutes:
-                frac = min((time.time() - t_begin) / (budget_minutes * 60), 1.0)
-                schedule.step(max(1, int(frac * 10**6)), 10**6)
+            if meter is not None:
+                schedule.step(max(1, int(meter.fraction() * 10**6)), 10**6)
             else:
                 schedule.step(state.global_step, state.max_steps)
 
@@ -160,13 +151,13 @@ def schedule_stepper(schedule, budget_minutes: float | None):
 # ----------------------------------------------------------------------------- the Trainer
 
 
-def training_args(cfg: TrainConfig, ckpt_dir: Path, budget_minutes: float | None):
+def training_args(cfg: TrainConfig, ckpt_dir: Path, budget: Budget | None):
     import torch  # heavy
     from transformers import TrainingArguments
 
     max_steps = cfg.max_steps
-    if budget_minutes and max_steps <= 0:
-        max_steps = 10**9  # the budget stops training; the schedule runs on time
+    if budget is not None and max_steps <= 0:
+        max_steps = 10**9  # the budget stops training; the schedule runs on the share spent
     return TrainingArguments(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=cfg.batch_size,
@@ -194,18 +185,19 @@ def training_args(cfg: TrainConfig, ckpt_dir: Path, budget_minutes: float | None
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
         disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",  # the tokens budget and the manifest's compute
     )
 
 
-def _optimizers(cfg: TrainConfig, model, budget_minutes: float | None):
-    """The Trainer's defaults, except for a budgeted run: AdamW with the lr on the clock."""
+def _optimizers(cfg: TrainConfig, model, meter: Meter | None):
+    """The Trainer's defaults, except for a budgeted run: AdamW with the lr on the budget spent."""
     import torch  # heavy
 
-    if not budget_minutes:
+    if meter is None:
         return (None, None)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, cfg.adam_beta2))
-    return (opt, time_schedule(opt, budget_minutes * 60, cfg.warmup_fraction))
+    return (opt, budget_schedule(opt, meter, cfg.warmup_fraction))
 
 
 def _loss_func(objective: Objective, batch_fields: dict):
@@ -247,22 +239,23 @@ def _trainer_class(batch_fields: dict, schedule):
     return _T
 
 
-def make_trainer(run: Run, model, objective: Objective, ckpt_dir: Path, budget_minutes: float | None,
+def make_trainer(run: Run, model, objective: Objective, ckpt_dir: Path, budget: Budget | None,
                  name: str | None = None):
     """The Trainer every method runs on: our collator, the objective's loss over its rows,
-    checkpoints in ``ckpt_dir``, stopped by ``budget_minutes`` when set."""
+    checkpoints in ``ckpt_dir``, stopped when ``budget`` is spent (``trainer.meter`` reads it)."""
     from datasets import Dataset  # heavy
     from transformers.trainer_callback import PrinterCallback
 
     rows = objective.rows
     keys = ["input_ids", "labels", "length"] + [k for k in ROW_FIELDS if k in rows[0]]
     ds = Dataset.from_list([{k: r[k] for k in keys} for r in rows])
-    args = training_args(run.cfg, ckpt_dir, budget_minutes)
-    optimizers = _optimizers(run.cfg, model, budget_minutes)
+    args = training_args(run.cfg, ckpt_dir, budget)
+    meter = Meter(budget) if budget is not None else None
+    optimizers = _optimizers(run.cfg, model, meter)
     batch_fields: dict = {}  # the current micro-batch's fields for the loss, set by compute_loss
-    callbacks = [progress(run.out, name or run.out.name, budget_minutes, run.console, objective.status)]
+    callbacks = [progress(run.out, name or run.out.name, meter, run.console, objective.status)]
     if objective.schedule is not None:
-        callbacks.append(schedule_stepper(objective.schedule, budget_minutes))
+        callbacks.append(schedule_stepper(objective.schedule, meter))
     trainer = _trainer_class(batch_fields, objective.schedule)(
         model=model,
         args=args,
@@ -273,6 +266,9 @@ def make_trainer(run: Run, model, objective: Objective, ckpt_dir: Path, budget_m
         optimizers=optimizers,
     )
     trainer.remove_callback(PrinterCallback)  # our Progress callback prints one line per ~15 s instead
+    if meter is not None:
+        meter.bind(trainer)
+    trainer.meter = meter
     return trainer
 
 
@@ -292,9 +288,9 @@ def wrap_lora(model, opts: LoraOptions, adapter: str = "default"):
 # ----------------------------------------------------------------------------- the default fit
 
 
-def _checkpoint_step(ckpt: Path) -> int:
+def _checkpoint_state(ckpt: Path) -> dict:
     state = ckpt / "trainer_state.json"
-    return json.loads(state.read_text()).get("global_step", 0) if state.exists() else 0
+    return json.loads(state.read_text()) if state.exists() else {}
 
 
 def latest_checkpoint(ckpt_dir: Path) -> str | None:
@@ -302,13 +298,24 @@ def latest_checkpoint(ckpt_dir: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+def _finished(cfg: TrainConfig, budget: Budget | None, state: dict) -> str | None:
+    """Why a checkpoint's state already holds the whole run (its steps, or its tokens/FLOPs budget)."""
+    if cfg.max_steps > 0 and state.get("global_step", 0) >= cfg.max_steps:
+        return f"all {cfg.max_steps} steps"
+    if budget is not None and budget.kind != "minutes" and budget.fraction(state.get("num_input_tokens_seen", 0), 0) >= 1:
+        return f"its whole {budget.kind} budget"
+    return None
+
+
 def _train_or_take(run: Run, trainer, resume: str | None):
-    """``trainer.train()``, resumed from ``resume``; a checkpoint that already holds every step is
+    """``trainer.train()``, resumed from ``resume``; a checkpoint that already holds the whole run is
     taken as it is (training on would take one step too many). Returns the train output or None."""
     cfg = run.cfg
-    if resume and cfg.max_steps > 0 and _checkpoint_step(Path(resume)) >= cfg.max_steps and not cfg.lora.enabled:
-        # the run had finished its steps before it was interrupted: take the checkpoint as is
-        run.console.print(f"[yellow]train[/]: {resume} already holds all {cfg.max_steps} steps; not training further")
+    done = _finished(cfg, trainer.meter.budget if trainer.meter else None, _checkpoint_state(Path(resume))) \
+        if resume else None
+    if done and not cfg.lora.enabled:
+        # the run had finished before it was interrupted: take the checkpoint as is
+        run.console.print(f"[yellow]train[/]: {resume} already holds {done}; not training further")
         from transformers import TrainerState  # heavy
 
         trainer.model = load_model(resume, cfg.dtype)
@@ -333,7 +340,9 @@ def fit_one(run: Run, objective: Objective) -> Fitted | None:
     from the latest checkpoint in ``checkpoints/``; the weights go to ``out/`` (and ``adapter/``)."""
     cfg, out = run.cfg, run.out
     model = wrap_lora(run.model, cfg.lora) if cfg.lora.enabled else run.model
-    trainer = make_trainer(run, model, objective, out / "checkpoints", cfg.budget_minutes)
+    per_token = flops_per_token(run.n_params, objective.teacher_params)
+    budget = budget_of(cfg, per_token, objective.teacher_flops)
+    trainer = make_trainer(run, model, objective, out / "checkpoints", budget)
     resume = latest_checkpoint(out / "checkpoints")
     if resume:
         run.console.print(f"[yellow]resuming[/] from {resume}")
@@ -361,4 +370,11 @@ def fit_one(run: Run, objective: Objective) -> Fitted | None:
         "params": run.n_params,
         "train_loss": round(result.training_loss, 4) if result is not None else None,
     }
-    return Fitted(counts, extra={"loss_history": losses, "pid": os.getpid()})
+    compute = consumed(trainer.state.num_input_tokens_seen, steps, train_seconds, per_token, objective.teacher_flops,
+                       budget) | {"budget": budget.as_dict() if budget else stop_rule(cfg)}
+    return Fitted(counts, extra={"loss_history": losses, "pid": os.getpid(), "compute": compute})
+
+
+def stop_rule(cfg: TrainConfig) -> dict:
+    """The manifest's ``compute.budget`` of a run without a compute budget: its steps or epochs."""
+    return {"kind": "steps", "total": cfg.max_steps} if cfg.max_steps > 0 else {"kind": "epochs", "total": cfg.epochs}
