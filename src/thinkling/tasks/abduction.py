@@ -37,13 +37,14 @@ one option the reply names; several named without a final choice, or none, is No
 from __future__ import annotations
 
 import random
+import re
 from functools import partial
 
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, register_task
 from thinkling.tasks.extract import Options
 from thinkling.tasks.rules import CATEGORIES, NAMES
-from thinkling.tasks.synthetic import SyntheticFamily, draw_split
+from thinkling.tasks.synthetic import FlawedTrace, SyntheticFamily, draw_split
 
 OPTION_LETTERS = "ABCDE"
 _OPTIONS = Options(letters=OPTION_LETTERS)
@@ -75,6 +76,10 @@ class ChoiceFamily(SyntheticFamily):
     def extract_answer(self, text: str) -> str | None:
         """The final choice among the letters (:meth:`~thinkling.tasks.extract.Options.read`)."""
         return _OPTIONS.read(text)
+
+    def wrong_answer(self, problem: Problem, rng: random.Random) -> str:
+        """Another of the five letters (the fallback mistake of a family without a :meth:`flawed` hook)."""
+        return rng.choice([k for k in OPTION_LETTERS if k != problem.answer])
 
 
 def closure(start: str, rules: list[tuple[str, str, bool]]) -> dict[str, bool]:
@@ -115,6 +120,17 @@ def _rule_text(a: str, b: str, pos: bool) -> str:
     return f"Every {a} is {'' if pos else 'not '}a {b}."
 
 
+_RULE = re.compile(r"Every (\w+) is (not )?a (\w+)\.")
+
+
+def _parse_rule(text: str) -> tuple[str, str, bool]:
+    """``(a, b, positive)`` of a rule written by :func:`_rule_text`."""
+    m = _RULE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"abduction: not a rule: {text!r}")
+    return m.group(1), m.group(3), m.group(2) is None
+
+
 @register_task("abduction")
 class AbductionTask(ChoiceFamily):
     """Pick the hypothesis that, with the rules, entails the observation (letter A-E); see the module doc."""
@@ -153,13 +169,42 @@ class AbductionTask(ChoiceFamily):
     # ------------------------------------------------------------------ oracle teacher
 
     def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
+        return self._write(problem, style, seed, problem.meta["chain"], trap_seen=True)
+
+    def flawed(self, problem: Problem, style: str, seed: int, rng: random.Random) -> FlawedTrace:
+        """The trap taken: the negated rule into the observed category read without its "not", and the
+        chain behind it followed back to its option (the one "a reader who skips the not" picks; see the
+        module doc). The trace does not note the trap; its steps, forward check, summary and answer follow
+        the wrong chain, which is as long as the right one. (``rng`` is not needed: each problem has one
+        trap.)"""
         m = problem.meta
-        x, chain, hyps = m["entity"], m["chain"], m["options"]
+        obs, trap = m["chain"][-1], m["trap"]
+        rules = [_parse_rule(t) for t in m["rules"]]
+        wrong = [obs, trap]
+        while True:  # backwards through the positive rules into the trap's chain, to its start
+            into = [a for a, b, pos in rules if b == wrong[-1] and pos]
+            if not into:
+                break
+            wrong.append(into[0])
+        wrong.reverse()
+        if wrong[0] not in m["options"]:
+            raise ValueError(f"abduction: the trap's chain of {problem.id} does not start at an option ({wrong})")
+        tr = self._write(problem, style, seed, wrong, trap_seen=False)
+        detail = (f"read 'Every {trap} is not a {obs}.' as 'Every {trap} is a {obs}.' and followed it back to "
+                  f"{wrong[0]}; the answer became {tr.answer} instead of {problem.answer}")
+        return FlawedTrace(tr.reasoning, tr.answer, tr.sentences, tr.knowledge, mistake="trap", detail=detail)
+
+    def _write(self, problem: Problem, style: str, seed: int, chain: list[str], trap_seen: bool) -> OracleTrace:
+        """The trace back along ``chain`` (option first, observed category last: the right chain, or the
+        trap's when it was taken); ``trap_seen`` writes the sentence that sets the trap aside."""
+        m = problem.meta
+        x, hyps = m["entity"], m["options"]
         obs = chain[-1]
         ans = OPTION_LETTERS[hyps.index(chain[0])]
+        right = m["chain"]
         knowledge = ("A hypothesis explains an observation when the rules lead from it to the observation, "
                      "so follow the rules backwards from the observed category. Rules used: "
-                     + " ".join(_rule_text(chain[i], chain[i + 1], True) for i in range(len(chain) - 1)))
+                     + " ".join(_rule_text(right[i], right[i + 1], True) for i in range(len(right) - 1)))
         if style == "none":
             return OracleTrace("", ans, [], knowledge)
         # backwards from the observation: (rule subject, rule object) for each step
@@ -180,7 +225,9 @@ class AbductionTask(ChoiceFamily):
                 sents.append((rng.choice(TRANSITION).format(c=b), "transition", False))
             sents.append((line, "step", True))
             if i == 0:
-                sents.append((rng.choice(TRAP).format(e=m["trap"], obs=obs), "check", False))
+                trap = rng.choice(TRAP).format(e=m["trap"], obs=obs)  # drawn either way: the same phrasing
+                if trap_seen:
+                    sents.append((trap, "check", False))
             if i in checked:
                 sents.append((rng.choice(CHECK).format(x=x, a=a, b=b), "check", False))
         sents.append((final, "step", True))

@@ -33,7 +33,7 @@ from functools import partial
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, register_task
 from thinkling.tasks.extract import integer_answer
-from thinkling.tasks.synthetic import SyntheticFamily, draw_split
+from thinkling.tasks.synthetic import FlawedTrace, SyntheticFamily, draw_split
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 OPS = ("+", "-", "*")
@@ -135,8 +135,40 @@ class ArithmeticTask(SyntheticFamily):
     # ------------------------------------------------------------------ oracle teacher
 
     def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
+        return self._write(problem, problem.meta["steps"], style, seed)
+
+    def flawed(self, problem: Problem, style: str, seed: int, rng: random.Random) -> FlawedTrace:
+        """An arithmetic slip in one step, carried through the rest of the chain.
+
+        The slipped step writes a wrong result for its own operands: one off (``5-1=3``) or the other
+        operation (``5-1=6``; ``*`` slips to ``+``); every later step starts from the wrong value and is
+        computed right, its self-check repeats the slip, and the summary and answer are the chain's end.
+        The step is drawn with ``rng``, then the wrong value; with ``*`` a slip can be absorbed
+        (``3*5`` and ``5*5`` both end in 5), so the draws go on until the final answer changes (a slip in
+        the last step always does).
+        """
+        steps = problem.meta["steps"]
+        for j in rng.sample(range(len(steps)), len(steps)):
+            s = steps[j]
+            other = {"+": "-", "-": "+", "*": "+"}[s["op"]]
+            wrong = {(s["raw"] - 1) % 10, (s["raw"] + 1) % 10, _apply(other, s["a"], s["b"]) % 10} - {s["res"]}
+            for w in rng.sample(sorted(wrong), len(wrong)):
+                written = [dict(x) for x in steps[:j]] + [{**s, "res": w}]
+                for x in steps[j + 1:]:
+                    a = written[-1]["res"]
+                    raw = _apply(x["op"], a, x["b"])
+                    written.append({**x, "a": a, "raw": raw, "res": raw % 10})
+                if written[-1]["res"] != steps[-1]["res"]:
+                    tr = self._write(problem, written, style, seed)
+                    detail = (f"step {s['var']}: wrote {s['a']}{s['op']}{s['b']}={w} instead of {s['res']}; "
+                              f"the answer became {tr.answer} instead of {steps[-1]['res']}")
+                    return FlawedTrace(tr.reasoning, tr.answer, tr.sentences, tr.knowledge, mistake="slip",
+                                       detail=detail)
+        raise AssertionError("unreachable: a slip in the last step always changes the answer")
+
+    def _write(self, problem: Problem, steps: list[dict], style: str, seed: int) -> OracleTrace:
+        """The trace of a chain of ``steps`` as the oracle writes them (the problem's own, or slipped)."""
         meta = problem.meta
-        steps = meta["steps"]
         target = meta["target"]
         ans = str(steps[-1]["res"])
         knowledge = "Arithmetic modulo 10: compute the operation, then keep the last digit."

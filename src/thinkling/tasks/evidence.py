@@ -53,12 +53,13 @@ under the same regimes, rendered by :func:`render`.
 from __future__ import annotations
 
 import random
+import re
 from functools import partial
 
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, register_task
 from thinkling.tasks.extract import integer_answer
-from thinkling.tasks.synthetic import SyntheticFamily, draw_split
+from thinkling.tasks.synthetic import FlawedTrace, SyntheticFamily, draw_split
 
 REGIMES = ("instruction", "concepts", "related", "full")
 NUMBER_INSTRUCTION = "Answer with a number."
@@ -326,6 +327,56 @@ class EvidenceTask(SyntheticFamily):
     # ------------------------------------------------------------------ oracle teacher
 
     def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
+        return self._write(problem, style, seed)
+
+    def flawed(self, problem: Problem, style: str, seed: int, rng: random.Random) -> FlawedTrace:
+        """One honest mistake, by regime.
+
+        ``full``: a twin distractor taken for the fact it parallels - the value of the twin town
+        (``count``) or, from level 3, the twin festival's change (``modifier``), drawn with ``rng``; the
+        trace cites the twin document where the right one was, does not set it aside, and computes on.
+        ``concepts`` and ``related`` from level 3: an arithmetic slip in the festival's change, one off.
+        ``instruction``: a guess that misses. ``concepts`` and ``related`` below level 3 have no step
+        to slip in: the fallback (the reasoning as written, a wrong number).
+        """
+        m = problem.meta
+        if style not in self.styles:
+            raise ValueError(f"evidence oracle: unknown style {style!r} (styles: {', '.join(self.styles)})")
+        gold = problem.answer or ""
+        if m["regime"] == "instruction":
+            guess = _guess(problem, seed)
+            if guess == gold:
+                guess = rng.choice([str(v) for v in range(2, 10) if str(v) != gold])
+            tr = self._write(problem, style, seed, guess=guess)
+            return _flawed(tr, "guess", f"guessed {guess} without evidence; the answer is {gold}")
+        kinds = [st["kind"] for st in m["steps"]]
+        b, op, k = m["base"], m["op"], m["k"]
+        if m["regime"] == "full":
+            pick = rng.choice([x for x in ("count", "modifier") if x in kinds])
+            i = kinds.index(pick)
+            sentence, value = _twin_fact(m, i)
+            if pick == "count":
+                b = int(value)
+            else:
+                op, k = value
+            calc = _calc(op, b, k) if problem.level >= 3 else None
+            ans = str(_apply(op, b, k) if problem.level >= 3 else b)
+            tr = self._write(problem, style, seed, twin=(i, sentence), calc=calc, ans=ans)
+            return _flawed(tr, "twin", f"took the twin's fact '{sentence}' for the {pick} of {m['steps'][i]['about']}; "
+                                       f"the answer became {ans} instead of {gold}")
+        if problem.level < 3:
+            return super().flawed(problem, style, seed, rng)
+        right = _apply(op, b, k)
+        wrong = right + rng.choice((-1, 1))
+        calc = _calc(op, b, k).rsplit("=", 1)[0] + f"={wrong}"
+        tr = self._write(problem, style, seed, calc=calc, ans=str(wrong))
+        return _flawed(tr, "slip", f"computed {calc} instead of {right}; the answer became {wrong} instead of {gold}")
+
+    def _write(self, problem: Problem, style: str, seed: int, *, guess: str | None = None,
+               twin: tuple[int, str] | None = None, calc: str | None = None, ans: str | None = None) -> OracleTrace:
+        """The oracle's trace; the keywords write a flawed one (:meth:`flawed`): ``guess`` the guess without
+        evidence, ``twin`` (step, twin's fact) a twin cited in the place of a step's document, ``calc``
+        and ``ans`` the computation and answer written."""
         m = problem.meta
         if style not in self.styles:
             raise ValueError(f"evidence oracle: unknown style {style!r} (styles: {', '.join(self.styles)})")
@@ -335,7 +386,7 @@ class EvidenceTask(SyntheticFamily):
                      "the festival's change last.")
         rng = random.Random(f"{problem.id}/{regime}/{seed}")
         if regime == "instruction":
-            guess = str(random.Random(f"{problem.id}/{seed}/guess").randint(2, 9))  # never looks at the gold
+            guess = guess or _guess(problem, seed)  # never looks at the gold
             if style == "none":
                 return OracleTrace("", guess, [], knowledge)
             if style == "concise":
@@ -350,17 +401,20 @@ class EvidenceTask(SyntheticFamily):
             ]
             return OracleTrace("\n".join(s for s, _, _ in sents), guess, sents, knowledge)
 
-        ans = problem.answer or ""
+        ans = ans if ans is not None else problem.answer or ""
         if style == "none":
             return OracleTrace("", ans, [], knowledge)
         labels = doc_labels(m["order"], len(m["related_docs"]), regime)
         n_rel = len(m["related_docs"])
 
         def cite(i: int) -> str:
+            if twin is not None and twin[0] == i:  # the twin's document, in the place of the right one
+                return f"[{labels[n_rel + i]}] says: {twin[1]}"
             text = m["concepts"][i]
             return f"The concepts say: {text}" if regime == "concepts" else f"[{labels[i]}] says: {text}"
 
-        calc = _calc(m["op"], m["base"], m["k"]) if problem.level >= 3 else None
+        if calc is None and problem.level >= 3:
+            calc = _calc(m["op"], m["base"], m["k"])
         if style == "concise":
             lines = [cite(i) for i in range(len(m["steps"]))] + ([calc] if calc else [])
             return OracleTrace("\n".join(lines), ans, [(s, "step", True) for s in lines], knowledge)
@@ -376,10 +430,41 @@ class EvidenceTask(SyntheticFamily):
             sents.append((cite(i), "step", True))
             if regime == "full":  # the twin: same relation, another entity, another value
                 lab = f"[{labels[n_rel + i]}]"
-                sents.append((rng.choice(ASIDE).format(label=lab, other=st["twin_about"], name=st["about"]),
-                              "check", False))
+                aside = rng.choice(ASIDE).format(label=lab, other=st["twin_about"], name=st["about"])
+                if twin is None or twin[0] != i:  # a twin taken for the fact is not set aside
+                    sents.append((aside, "check", False))
         if calc:
             sents.append((f"So the value changes: {calc}.", "step", True))
             sents.append((rng.choice(CHECK).format(calc=calc), "check", False))
         sents.append((rng.choice(SUMMARY).format(ans=ans), "summary", False))
         return OracleTrace("\n".join(s for s, _, _ in sents), ans, sents, knowledge)
+
+
+def _guess(problem: Problem, seed: int) -> str:
+    """The oracle's guess without evidence: seeded by the problem and sample, never by the gold."""
+    return str(random.Random(f"{problem.id}/{seed}/guess").randint(2, 9))
+
+
+def _flawed(tr: OracleTrace, mistake: str, detail: str) -> FlawedTrace:
+    return FlawedTrace(tr.reasoning, tr.answer, tr.sentences, tr.knowledge, mistake=mistake, detail=detail)
+
+
+def _twin_fact(meta: dict, i: int) -> tuple[str, int | tuple[str, int]]:
+    """The twin of step ``i`` (a ``count`` or ``modifier``) read from its distractor document: the
+    sentence, and its value (the twin town's count, or the twin festival's (op, k))."""
+    fact_t, _, mods = MEASURES[meta["measure"]]
+    about = meta["steps"][i]["twin_about"]
+    doc = meta["distractor_docs"][i]
+    if meta["steps"][i]["kind"] == "count":
+        templates = {None: fact_t.format(town=about, n="QQNQQ")}
+    else:
+        templates = {op: t.format(fest=about, k="QQKQQ") for op, t in mods.items()}
+    for op, t in templates.items():
+        pat = re.escape(t).replace("QQNQQ", r"(?P<n>\d+)").replace("QQKQQ", r"(?P<k>\d+)")
+        hit = re.search(pat, doc)
+        if hit is None:
+            continue
+        if op is None:
+            return hit.group(0), int(hit.group("n"))
+        return hit.group(0), (op, int(hit.group("k")) if op != "x2" else 0)
+    raise ValueError(f"evidence: no twin fact in distractor {i}: {doc!r}")

@@ -20,7 +20,7 @@ from functools import partial
 from thinkling.records import Problem
 from thinkling.tasks.base import OracleTrace, register_task
 from thinkling.tasks.extract import Options
-from thinkling.tasks.synthetic import SyntheticFamily, draw_split
+from thinkling.tasks.synthetic import FlawedTrace, SyntheticFamily, draw_split
 
 NAMES = ("Wren", "Tobi", "Alex", "Rina", "Max", "Sam", "Polly", "Fae", "Jude", "Nico", "Stella", "Rex")
 CATEGORIES = (
@@ -89,8 +89,25 @@ class RulesTask(SyntheticFamily):
         return _OPTIONS.read(text)
 
     def oracle(self, problem: Problem, style: str, seed: int = 0) -> OracleTrace:
+        return self._write(problem, style, seed, problem.meta["positive"])
+
+    def flawed(self, problem: Problem, style: str, seed: int, rng: random.Random) -> FlawedTrace:
+        """The last rule of the chain read with the wrong polarity (its "not" skipped, or one read in):
+        the step and its self-check quote the misread rule, and the summary and answer follow it, so the
+        answer is the opposite of the gold. (``rng`` is not needed: the chain has one rule with a
+        polarity that matters.)"""
         m = problem.meta
-        x, chain, positive = m["entity"], m["chain"], m["positive"]
+        a, b, pos = m["chain"][-2], m["chain"][-1], m["positive"]
+        tr = self._write(problem, style, seed, not pos)
+        detail = (f"read 'Every {a} is {'' if pos else 'not '}a {b}.' as 'Every {a} is {'not ' if pos else ''}a {b}.'; "
+                  f"the answer became {tr.answer} instead of {problem.answer}")
+        return FlawedTrace(tr.reasoning, tr.answer, tr.sentences, tr.knowledge, mistake="polarity", detail=detail)
+
+    def _write(self, problem: Problem, style: str, seed: int, positive: bool) -> OracleTrace:
+        """The trace along the entity's chain, its last rule read as ``positive`` (the problem's own, or
+        misread)."""
+        m = problem.meta
+        x, chain = m["entity"], m["chain"]
         ans = "True" if positive else "False"
         knowledge = "Rules apply transitively: if every A is a B and x is an A, then x is a B."
         if style == "none":

@@ -11,6 +11,14 @@ the split's space and accept fewer when the attempts run out; ``rules`` and the 
 
 :func:`oracle_texts` is the text a tiny tokenizer is trained on (tests, benchmarks): questions and oracle
 traces of a synthetic task.
+
+**Honest mistakes.** The oracle teacher with ``teacher.error_rate > 0`` writes some traces with one
+mistake (:meth:`SyntheticFamily.flawed`), so that ``verify`` finds real wrong traces (REDI's negatives).
+A family whose traces make a mistake natural overrides :meth:`~SyntheticFamily.flawed`: the mistake is
+made at one step and the rest of the trace follows from it (same phrasing as the correct trace, another
+final answer). The default, for a family without such a hook, is the fallback: the correct reasoning
+with a wrong final answer (:meth:`~SyntheticFamily.wrong_answer`). Either way the answer is one the
+family's verifier rejects, and a :class:`FlawedTrace` says what the mistake was.
 """
 
 from __future__ import annotations
@@ -18,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from thinkling.format import format_assistant
 from thinkling.records import Problem
-from thinkling.tasks.base import SyntheticTask, get_task
+from thinkling.tasks.base import OracleTrace, SyntheticTask, get_task
 
 T = TypeVar("T")
 
@@ -73,6 +82,17 @@ def draw_split(name: str, split: str, level: int, seed: int, draw: Callable[[ran
     return out
 
 
+@dataclass
+class FlawedTrace(OracleTrace):
+    """An oracle trace with one honest mistake: ``mistake`` is its kind (``slip``, ``polarity``, ``trap``,
+    ``twin``, ``guess``, or ``wrong_answer`` for the fallback), ``detail`` what went wrong, in words.
+    Ground truth like the sentence annotations: generate stores it in the trace's ``meta.mistake``, and
+    it is never shown to a student."""
+
+    mistake: str = ""
+    detail: str = ""
+
+
 class SyntheticFamily(SyntheticTask):
     """A synthetic family drawn level by level: ``problems`` checks the split and each level (1 to
     ``max_level``) and asks :meth:`draw_level` for up to ``n`` problems of that level, in order."""
@@ -93,6 +113,30 @@ class SyntheticFamily(SyntheticTask):
     def draw_level(self, split: str, level: int, n: int, seed: int) -> list[Problem]:
         """Up to ``n`` problems of one level of ``split`` (with :func:`draw_split`)."""
         raise NotImplementedError
+
+    def flawed(self, problem: Problem, style: str, seed: int, rng: random.Random) -> FlawedTrace:
+        """The oracle's trace for ``problem`` in ``style`` with one honest mistake, chosen with ``rng``
+        (seeded by the caller per problem, sample index and error seed); its answer is always one the
+        verifier rejects.
+
+        This default is the fallback for a family without a mistake hook: the correct trace's reasoning
+        (phrasing picked by ``seed``, as in :meth:`oracle`) with a wrong final answer
+        (:meth:`wrong_answer`), so the reasoning and the answer disagree. A family whose trace structure
+        makes a mistake natural overrides it and makes the mistake in one step.
+        """
+        tr = self.oracle(problem, style, seed)
+        wrong = self.wrong_answer(problem, rng)
+        return FlawedTrace(tr.reasoning, wrong, tr.sentences, tr.knowledge, mistake="wrong_answer",
+                           detail=f"the reasoning as written, then the final answer {wrong} instead of {tr.answer}")
+
+    def wrong_answer(self, problem: Problem, rng: random.Random) -> str:
+        """An answer the verifier rejects, for the fallback of :meth:`flawed`: for a number, the gold
+        one more or one less. A family with other answers overrides it (or :meth:`flawed`)."""
+        gold = problem.answer
+        if self.answer_type == "number" and gold is not None and gold.lstrip("-").isdigit():
+            return str(int(gold) + rng.choice((-1, 1)))
+        raise ValueError(f"{self.name}: the oracle has no mistake for answers of type {self.answer_type!r} "
+                         f"(gold {gold!r}); give the family a flawed() or wrong_answer() hook")
 
 
 def oracle_texts(task: str = "arithmetic", n: int = 100, styles: tuple[str, ...] = ("long", "concise")) -> list[str]:
