@@ -94,6 +94,10 @@ class TrainConfig(StageConfig):
     save_steps: int = Field(200, ge=1, description="checkpoint every N steps (resume picks up the latest)")
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch threads (1 when anything else runs on the CPU)")
+    take_freed_cores: bool | None = Field(
+        None, description="take the cores a recipe's other students free (the runner's hand-over): None = only "
+        "with budget_minutes or no budget; true = with any budget (another thread count may round differently: "
+        "set it only where 1 and 2 threads are known to give the same weights, as on the tiny shapes); false = never")
     bf16_autocast: bool = Field(False, description="bf16 autocast for compute (faster on some CPUs)")
     logging_steps: int = Field(20, ge=1)
     show_mask: bool = Field(True, description="print which tokens of the first example get loss")

@@ -75,11 +75,12 @@ def budget_schedule(optimizer, meter: Meter, warmup: float):
 # ----------------------------------------------------------------------------- callbacks
 
 
-def progress(out: Path, name: str, meter: Meter | None, console, status=None):
+def progress(out: Path, name: str, meter: Meter | None, console, status=None, take_cores: bool | None = None):
     """A one-line progress display (steps, loss, budget, the objective's ``status``), the budget stop,
-    and the thread hand-over (a runner that frees cores writes ``out/.threads``; taken only by a
+    and the thread hand-over (a runner that frees cores writes ``out/.threads``; by default taken only by a
     minutes budget or none, since another thread count may round differently and a tokens or FLOPs
-    budget promises the same model on a busy machine). A factory: transformers is imported lazily."""
+    budget promises the same model on a busy machine; ``take_cores`` True or False decides instead: the
+    config's ``take_freed_cores``). A factory: transformers is imported lazily."""
     from transformers import TrainerCallback  # heavy
 
     class Progress(TrainerCallback):
@@ -92,7 +93,8 @@ def progress(out: Path, name: str, meter: Meter | None, console, status=None):
         def _maybe_change_threads(self):
             import torch  # heavy
 
-            if (meter is not None and meter.budget.kind != "minutes") or time.time() - self.last_thread_check < 5:
+            exact = meter is not None and meter.budget.kind != "minutes"
+            if not (take_cores if take_cores is not None else not exact) or time.time() - self.last_thread_check < 5:
                 return
             self.last_thread_check = time.time()
             f = out / ".threads"
@@ -253,7 +255,8 @@ def make_trainer(run: Run, model, objective: Objective, ckpt_dir: Path, budget: 
     meter = Meter(budget) if budget is not None else None
     optimizers = _optimizers(run.cfg, model, meter)
     batch_fields: dict = {}  # the current micro-batch's fields for the loss, set by compute_loss
-    callbacks = [progress(run.out, name or run.out.name, meter, run.console, objective.status)]
+    callbacks = [progress(run.out, name or run.out.name, meter, run.console, objective.status,
+                          run.cfg.take_freed_cores)]
     if objective.schedule is not None:
         callbacks.append(schedule_stepper(objective.schedule, meter))
     trainer = _trainer_class(batch_fields, objective.schedule)(
