@@ -1,5 +1,5 @@
 """The command line: help texts, user errors as one line + exit 2 (no traceback), the options the
-commands add (``curate --ops``), and ``thinkling serve``'s help and errors."""
+commands add (``curate --ops``, ``run --seeds``), and ``thinkling serve``'s help and errors."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ HELP_KEYS = {
     "curate": ["traces", "ops", "select.max_per_problem", "compress.budget_ratio", "difficulty.method"],
     "train": ["data", "lr", "batch_size", "max_steps", "tiny.hidden_size", "save_steps", "budget_minutes"],
     "eval": ["models", "task.split", "max_new_tokens", "batch_size"],
-    "run": ["out", "parallel", "generate", "curate", "train", "eval", "checks"],
+    "run": ["out", "parallel", "generate", "curate", "train", "eval", "checks", "seeds"],
 }
 
 
@@ -285,3 +285,18 @@ def test_cli_takes_ops_as_a_comma_list(long_traces, tmp_path):
     assert [o["op"] for o in m["counts"]["ops"]] == ["verify", "difficulty", "select"]
     bad = run_cli("curate", f"traces={long_traces}", f"out={tmp_path / 'e'}", "--ops", "verify,sparkle")
     assert bad.returncode == 2 and "sparkle" in bad.stderr
+
+
+def test_run_takes_seeds_as_a_comma_list(tmp_path):
+    from thinkling.cli import seeds_override
+
+    r = invoke("run", "--help")
+    assert r.exit_code == 0 and "--seeds" in r.output and "0,1,2" in r.output
+    assert seeds_override("0, 1,2") == ["seeds=[0,1,2]"] and seeds_override(None) == []
+    assert_clean_error(invoke("run", str(tmp_path / "x.yaml"), "--seeds", "0,one"), "--seeds", "'0,one'")
+    assert_clean_error(invoke("run", str(tmp_path / "x.yaml"), "--seeds", "-1"), "--seeds")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "train": {"s": {"data": str(tmp_path),
+                                                                                   "seed": 4}}}))
+    # the option reaches the recipe: a student with its own seed is then an error naming it
+    assert_clean_error(invoke("run", str(recipe), "--seeds", "1,2"), "train.s.seed", "[1, 2]")

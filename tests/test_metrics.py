@@ -52,3 +52,33 @@ def test_percentile_and_summarize():
     assert (s["ci_low"], s["ci_high"]) == wilson_interval(3, 4)
     empty = summarize([], [], [], 0.0)
     assert empty["n"] == 0 and empty["accuracy"] == 0.0 and not any(math.isnan(v) for v in empty.values())
+
+
+def test_t_quantiles_match_scipy_and_fall_back_to_the_normal():
+    from thinkling.metrics import T_975, t_quantile_975
+
+    stats = pytest.importorskip("scipy.stats")  # only to check the table; thinkling does not depend on scipy
+    for df in range(1, len(T_975) + 1):
+        assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=6e-5)
+    assert t_quantile_975(31) == t_quantile_975(500) == pytest.approx(1.96, abs=1e-3)
+    with pytest.raises(ValueError):
+        t_quantile_975(0)
+
+
+def test_t_interval_by_hand():
+    from thinkling.metrics import t_interval
+
+    # three seeds at 50, 60, 70%: mean 0.6, sd 0.1, half-width t_{0.975,2} * 0.1 / sqrt(3) = 4.3027 * 0.057735
+    lo, hi = t_interval([0.5, 0.6, 0.7])
+    half = 4.3027 * 0.1 / math.sqrt(3)
+    assert (lo, hi) == (pytest.approx(0.6 - half), pytest.approx(0.6 + half))
+    # clipped to [0, 1]: 0.9, 1.0, 1.0 -> mean 0.9667, sd 0.0577, half 0.1434 -> high 1.11 clipped to 1.0
+    lo, hi = t_interval([0.9, 1.0, 1.0])
+    assert hi == 1.0 and lo == pytest.approx(29 / 30 - 4.3027 * math.sqrt(1 / 300) / math.sqrt(3))
+    assert t_interval([0.5, 0.5]) == (0.5, 0.5)  # no spread, no width
+    assert t_interval([0.5]) is None and t_interval([]) is None
+    # a difference of accuracies: two seeds at -0.1 and -0.3, sd 0.1414, half 12.7062 * 0.1 = 1.27 -> [-1, 1]
+    assert t_interval([-0.1, -0.3], -1.0, 1.0) == (-1.0, 1.0)
+    lo, hi = t_interval([-0.1, -0.12, -0.14, -0.1], -1.0, 1.0)
+    sd = math.sqrt(sum((x + 0.115) ** 2 for x in (-0.1, -0.12, -0.14, -0.1)) / 3)
+    assert (lo, hi) == (pytest.approx(-0.115 - 3.1824 * sd / 2), pytest.approx(-0.115 + 3.1824 * sd / 2))

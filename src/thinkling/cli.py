@@ -51,6 +51,21 @@ def _options(debug: Annotated[bool, typer.Option(
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file for this stage")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="dotted key=value overrides, e.g. lr=3e-4 task.n=50")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="re-run even if the output manifest matches")]
+SeedsOpt = Annotated[Optional[str], typer.Option(
+    "--seeds", help="train and evaluate every student once per seed, comma-separated, e.g. 0,1,2 (the recipe's "
+                    "`seeds`, same as seeds=[0,1,2]): out/train/<student>/seed-<k>/, results per seed plus an "
+                    "aggregate row (seed: all) per student, claims in every seed or on the aggregate")]
+
+
+def seeds_override(seeds: str | None) -> list[str]:
+    """``--seeds 0,1,2`` as the override ``seeds=[0,1,2]`` (none when not given); a ConfigError naming the
+    option for anything but distinct integers >= 0."""
+    if seeds is None:
+        return []
+    parts = [x.strip() for x in seeds.split(",")]
+    if not all(x.isdigit() for x in parts):
+        raise ConfigError(f"--seeds: {seeds!r} is not a comma-separated list of seeds (integers >= 0), e.g. 0,1,2")
+    return [f"seeds=[{','.join(str(int(x)) for x in parts)}]"]
 
 
 def _fail(msg: str) -> None:
@@ -195,16 +210,23 @@ def run(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML (see recipes/)")],
     overrides: Overrides = None,
     force: ForceOpt = False,
+    seeds: SeedsOpt = None,
 ) -> None:
     """Run a recipe: generate -> curate -> train -> eval -> report. Finished stages are skipped.
 
-    Example: thinkling run recipes/quickstart.yaml out=runs/qs train.long.budget_minutes=8
+    With --seeds 0,1,2 (or `seeds: [0, 1, 2]` in the recipe) every student is trained and evaluated once per
+    seed on the same data; the report gives each seed's rows and their aggregate (mean, 95% interval across
+    seeds, pooled Wilson interval), and a claim holds in every seed (over: every, the default) or on the
+    aggregate (over: aggregate).
+
+    Example: thinkling run recipes/quickstart.yaml out=runs/qs train.long.budget_tokens=4000000 --seeds 0,1,2
     """
     from thinkling.pipeline import load_recipe
     from thinkling.pipeline import run as run_recipe
 
     def go():
-        summary = run_recipe(load_recipe(recipe, overrides or []), force=force, console=console)
+        plan = load_recipe(recipe, [*(overrides or []), *seeds_override(seeds)])
+        summary = run_recipe(plan, force=force, console=console)
         _print_summary(summary)
 
     _guard(go)
@@ -231,7 +253,9 @@ def report(
 
     The page shows the accuracy-vs-tokens frontier, tokens per level, every result row with its
     protocol, evidence-regime gaps, pooled logic groups and browsable example traces with filters.
-    Rows repeated across inputs (same model, task, level, strategy, regime): the later input wins.
+    Rows with train_compute add accuracy against training compute (plot and table); a model trained per
+    seed shows its aggregate rows first and each seed's after. Rows repeated across inputs (same model,
+    task, level, strategy, regime, seed): the later input wins.
 
     Example: thinkling report runs/x/eval runs/y/eval/results.json --out runs/report --title "x vs y"
     """
@@ -253,6 +277,7 @@ def quickstart(
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("runs/quickstart"),
     overrides: Overrides = None,
     force: ForceOpt = False,
+    seeds: SeedsOpt = None,
 ) -> None:
     """Run the whole pipeline offline on CPU in about 10 minutes (built-in recipe).
 
@@ -264,7 +289,7 @@ def quickstart(
     from thinkling.pipeline import run as run_recipe
 
     def go():
-        plan = load_recipe(QUICKSTART, [f"out={out}", *(overrides or [])])
+        plan = load_recipe(QUICKSTART, [f"out={out}", *(overrides or []), *seeds_override(seeds)])
         summary = run_recipe(plan, force=force, console=console)
         _print_summary(summary)
 

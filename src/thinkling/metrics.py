@@ -1,4 +1,4 @@
-"""Accuracy with confidence intervals and token-cost statistics."""
+"""Accuracy with confidence intervals and token-cost statistics; intervals across seeds (Student's t)."""
 
 from __future__ import annotations
 
@@ -48,3 +48,27 @@ def summarize(correct: list[bool], tokens: list[int], truncated: list[float], se
         "seconds_per_problem": seconds / n if n else 0.0,
         "tokens_per_second": total_tokens / seconds if seconds > 0 else 0.0,
     }
+
+
+#: the 0.975 quantile of Student's t with df = 1..30 degrees of freedom (beyond 30: the normal 1.96)
+T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788, 2.1604,
+         2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
+         2.0518, 2.0484, 2.0452, 2.0423)
+
+
+def t_quantile_975(df: int) -> float:
+    """t_{0.975, df}: the table above for df <= 30, 1.96 beyond (the t interval is then the normal one)."""
+    if df < 1:
+        raise ValueError(f"a t interval needs at least one degree of freedom (df={df})")
+    return T_975[df - 1] if df <= len(T_975) else 1.959964
+
+
+def t_interval(values: list[float], lo: float = 0.0, hi: float = 1.0) -> tuple[float, float] | None:
+    """95% interval of the mean of ``values`` (e.g. one accuracy per seed): mean +- t_{0.975, n-1} * sd / sqrt(n),
+    sd the sample standard deviation (n - 1), clipped to [lo, hi]; None for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    half = t_quantile_975(n - 1) * statistics.stdev(values) / math.sqrt(n)
+    return max(lo, mean - half), min(hi, mean + half)

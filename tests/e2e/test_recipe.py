@@ -74,3 +74,47 @@ def test_mini_recipe_end_to_end_and_rerun_skips_every_stage(cli, tmp_path):
     assert "started (pid" not in second.stderr
     assert {p: p.read_bytes() for p in out.rglob("manifest.json")} == manifests
     assert json.loads((out / "results.json").read_text()) == rows
+
+
+@pytest.mark.slow
+def test_a_recipe_with_seeds_end_to_end(cli, tmp_path):
+    """``thinkling run RECIPE --seeds 0,1``: each student trained per seed into train/<student>/seed-<k>/,
+    rows per seed plus the aggregate, claims in every seed and on the aggregate, the report's compute plot."""
+    out = tmp_path / "run"
+    student = {"max_steps": 2, "save_steps": 2, "batch_size": 4, "logging_steps": 1, "tiny": TINY,
+               "tokenizer_from": ["concise", "none"], "max_len": 256}
+    recipe = {
+        "out": str(out), "title": "seeds", "threads": 1, "parallel": 1,
+        "generate": {s: {"task": {"n": 8, "levels": [1, 2]}, "teacher": {"style": s}} for s in ("concise", "none")},
+        "curate": {s: {"traces": s} for s in ("concise", "none")},
+        "train": {s: {"data": s, **student} for s in ("concise", "none")},
+        "eval": {"task": {"split": "test", "n": 3, "levels": [3]}, "max_new_tokens": 8, "batch_size": 8},
+        "checks": [{"kind": "min_accuracy", "model": "none", "value": 0.0},
+                   {"kind": "beats", "model": "concise", "ref": "none", "points": -100, "over": "aggregate"},
+                   # the same steps and batch on shorter rows: fewer training tokens in every seed
+                   {"kind": "compute_ratio", "model": "none", "ref": "concise", "value": 1.0, "basis": "tokens"}],
+    }
+    path = tmp_path / "seeds.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    r = cli("run", str(path), "--seeds", "0,1", timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    for s in ("concise", "none"):
+        for k in (0, 1):
+            m = json.loads((out / "train" / s / f"seed-{k}" / "manifest.json").read_text())
+            assert m["config"]["seed"] == k and m["compute"]["tokens"] > 0 and m["counts"]["steps"] == 2
+        assert not (out / "train" / s / "manifest.json").exists()
+    rows = json.loads((out / "results.json").read_text())
+    assert sorted({(r["model"], r["seed"]) for r in rows}, key=str) == sorted(
+        {(m, s) for m in ("concise", "none") for s in (0, 1, "all")}, key=str)
+    agg = [r for r in rows if r["model"] == "none" and r["seed"] == "all" and r["level"] == "all"][0]
+    assert agg["seeds"] == [0, 1] and agg["n"] == 6 and "seed_ci_low" in agg and "train_compute" in agg
+    assert all("train_compute" in r for r in rows)
+    run = json.loads((out / "run.json").read_text())
+    assert [c["passed"] for c in run["checks"]] == [True, True, True], run["checks"]
+    assert run["checks"][0]["over"] == "every" and len(run["checks"][0]["measured"]) == 2
+    assert run["checks"][1]["diff_ci"] is not None
+    report = (out / "report.md").read_text()
+    for needle in ("in every seed (0, 1)", "aggregate over 2 seeds", "## Accuracy vs training compute",
+                   "### Results per seed", "| student | seed | method |", "| concise | 1 | sft |"):
+        assert needle in report, needle
+    assert (out / "compute.png").is_file()

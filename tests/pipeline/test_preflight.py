@@ -60,3 +60,30 @@ def test_missing_task_data_and_students_by_name(tmp_path):
     plan = load_recipe(None, base=recipe(tmp_path, eval={"models": [{"name": "s-forced", "path": "s",
                                                                       "reply_prefix": "<long>"}]}))
     assert plan.ev.models[-1].path == plan.trn["s"].out  # an eval model may name a student
+
+
+def test_checks_of_the_new_kinds_and_keys_are_checked_naming_their_index(tmp_path):
+    ok = {"kind": "min_accuracy", "model": "s", "value": 0.1}
+
+    def fails(check, match, **parts):
+        with pytest.raises(ConfigError, match=match):
+            load_recipe(None, base=recipe(tmp_path, checks=[ok, check], **parts))
+
+    seeded = {"seeds": [0, 1]}
+    fails({"kind": "best", "model": "s"}, r"checks.1.kind.*'best' is not one of .*beats.*compute_ratio")
+    fails({"kind": "beats", "model": "s", "ref": "s"}, "checks.1.points.*needs its points")
+    fails({"kind": "compute_ratio", "model": "s", "value": 2}, "checks.1.ref.*compares with a reference")
+    fails({"kind": "compute_ratio", "model": "s", "ref": "s", "value": "2x"}, "checks.1.value.*a number, got '2x'")
+    fails({**ok, "over": "every"}, "checks.1.over.*only in a recipe with seeds")
+    fails({**ok, "over": "most"}, "checks.1.over.*'most' is not one of every, aggregate", **seeded)
+    fails({"kind": "compute_ratio", "model": "s", "ref": "s", "value": 2, "basis": "joules"},
+          "checks.1.basis.*'joules'.*flops \\(default\\) or tokens")
+    fails({**ok, "basis": "tokens"}, "checks.1.basis")  # only the compute kinds have one
+    fails({**ok, "seeds": [0]}, "checks.1.seeds.*not a key of a min_accuracy check")
+    fails({**ok, "level": 9}, "checks.1.level.*9 is not a level this recipe evaluates.*1, 2, 3, 4, all")
+    plan = load_recipe(None, base=recipe(tmp_path, seeds=[0, 1], checks=[
+        ok, {**ok, "over": "aggregate", "level": 2},
+        {"kind": "beats", "model": "s", "ref": "s", "points": 0, "over": "every"},
+        {"kind": "compute_ratio", "model": "s", "ref": "s", "value": 1, "basis": "tokens"},
+        {"kind": "accuracy_per_compute", "model": "s", "ref": "s", "value": 1, "level": 4}]))
+    assert len(plan.recipe.checks) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_serializer, model_validator
 
 from thinkling.config import ConfigError, StageConfig
 from thinkling.engines import EngineOptions, engine_names, engine_options, options_class
@@ -37,6 +37,28 @@ class ModelRef(StageConfig):
                                          "(None: all)")
     tags: dict[str, str] = Field(default_factory=dict, description="labels carried into its rows, e.g. "
                                  "{training: multi-task} for the logic report")
+    seed: int | None = Field(None, ge=0, description="the training seed of this model (a recipe with `seeds` sets "
+                             "it: one model per student and seed, all of one name): carried into its rows "
+                             "(`seed: k`), unit names and samples, and its rows get an aggregate row over seeds "
+                             "(`seed: all`)")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_seed(self, handler):
+        # a model without a seed dumps as it did before seeds existed, so config hashes and eval unit keys of
+        # earlier runs stay valid
+        d = handler(self)
+        if isinstance(d, dict) and d.get("seed") is None:
+            d.pop("seed", None)
+        return d
+
+    @property
+    def key(self) -> str:
+        """What tells this model apart in one eval: its name, and its seed when it has one."""
+        return self.name if self.seed is None else f"{self.name}@seed-{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return self.name if self.seed is None else f"{self.name} (seed {self.seed})"
 
     @field_validator("backend")
     @classmethod
@@ -128,15 +150,25 @@ class EvalConfig(StageConfig):
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:
         names = [m.name for m in self.models]
-        if len(set(names)) != len(names):
-            raise ValueError(f"models share a name ({names}); names label the results")
+        keys = [(m.name, m.seed) for m in self.models]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"models share a name ({names}); names label the results (models of one name "
+                             "differ by their seed)")
+        for name in dict.fromkeys(names):
+            seeds = [m.seed for m in self.models if m.name == name]
+            if None in seeds and len(seeds) > 1:
+                raise ValueError(f"model {name}: some of its entries have a seed and some not ({seeds}); a model is "
+                                 "evaluated once, or once per seed")
         labels = {s["label"] for s in self.strategies}
         for m in self.models:
             unknown = sorted(set(m.strategies or []) - labels)
             if unknown:
                 raise ValueError(f"model {m.name}: strategies {unknown} are not among the strategy labels {sorted(labels)}")
         if self.validate_with is not None and self.validate_with not in names:
-            raise ValueError(f"validate_with={self.validate_with!r} is not one of the models ({', '.join(names)})")
+            raise ValueError(f"validate_with={self.validate_with!r} is not one of the models ({', '.join(dict.fromkeys(names))})")
+        if self.validate_with is not None and names.count(self.validate_with) > 1:
+            raise ValueError(f"validate_with={self.validate_with!r} names a model evaluated once per seed; validate "
+                             "with a model evaluated once (e.g. the teacher)")
         for m in self.models:  # a bad backend option fails now, naming the model, not when its turn comes
             m.engine_options(self)
         return self

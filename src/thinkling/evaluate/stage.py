@@ -12,6 +12,11 @@ full protocol (template, sampling, seed, max tokens, strategy options) recorded 
 ``validate_with`` set, evidence-task rows count only the instances that the reference model fails
 without evidence and solves with the gold concepts (DeR2's instance validation); ``validation.json``
 lists what was kept and dropped.
+
+A model evaluated once per training seed (``ModelRef.seed``, set by a recipe's ``seeds``) has ``seed: k`` on
+its rows and samples and in its unit names, and one more row per measurement with ``seed: "all"``, the
+aggregate over its seeds (:mod:`thinkling.evaluate.seeds`). A model whose path is a thinkling train dir with
+``compute`` in its manifest has it as ``train_compute`` on each of its rows.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from thinkling.config import ConfigError
 from thinkling.engines import Engine, EngineError, Request, build_engine, options_class
 from thinkling.engines.log import LoggedEngine
 from thinkling.evaluate.config import EvalConfig, ModelRef
+from thinkling.evaluate.seeds import aggregate_seeds, train_compute
 from thinkling.evaluate.strategies import STRATEGIES, Context, StrategyFailed, row_extras
 from thinkling.format import normalise_tags, split_thinking
 from thinkling.metrics import summarize
@@ -130,7 +136,7 @@ def summarize_records(recs: list[dict], strategy: str) -> dict[str, Any]:
 def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
     console = console or Console(stderr=True)
     out = Path(cfg.out)
-    inputs = {m.name: m.path for m in cfg.models
+    inputs = {m.key: m.path for m in cfg.models
               if options_class(m.backend).LOADS_WEIGHTS and Path(m.path).exists()}
     model_files = {n: fingerprint(p) for n, p in inputs.items()}
     if not force and is_complete(out, "eval", cfg, inputs):
@@ -147,6 +153,7 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
     failures: list[str] = []
     for ref in cfg.models:
         engine: Engine | None = None
+        compute = train_compute(ref.path) if options_class(ref.backend).LOADS_WEIGHTS else None
         try:
             for t in tasks:
                 if ref.tasks is not None and t.label not in ref.tasks and t.spec.name not in ref.tasks:
@@ -160,6 +167,8 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
                         failures.append(str(e))
                         console.print(f"[red]eval[/] {e}")
                         continue
+                    if compute is not None:
+                        unit["train_compute"] = compute
                     units.append(unit)
                     samples.extend(unit.pop("samples"))
         finally:
@@ -167,6 +176,7 @@ def evaluate(cfg: EvalConfig, force: bool = False, console=None) -> dict:
                 engine.close()
     validation = _validate(cfg, units) if cfg.validate_with else None
     rows = _rows(cfg, units, validation)
+    rows += aggregate_seeds(rows)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", rows)
     write_jsonl(out / "samples.jsonl", samples)
@@ -193,14 +203,18 @@ def _run_unit(cfg: EvalConfig, ref: ModelRef, t: EvalTask, strat: dict, engine: 
                 "reply_prefix": ref.reply_prefix, "think_tags": list(ref.think_tags), "strategy": strat["name"],
                 "strategy_options": opts.model_dump(mode="json"), "max_new_tokens": cfg.max_new_tokens,
                 "seed": cfg.seed, "task": spec.model_dump(mode="json")}
-    key = stable_hash({"model": ref.identity(), "model_files": fingerprints.get(ref.name), "protocol": protocol,
+    key = stable_hash({"model": ref.identity(), "model_files": fingerprints.get(ref.key), "protocol": protocol,
                        "problems": [p.id for p in problems]})
-    label = f"{ref.name} {t.label}" + (f"/{regime}" if regime else "") + f" {strat['label']}"
-    name = f"{_slug(ref.name)}__{_slug(t.label)}{'__' + regime if regime else ''}__{_slug(strat['label'])}-{key}"
+    label = f"{ref.label} {t.label}" + (f"/{regime}" if regime else "") + f" {strat['label']}"
+    seed = "" if ref.seed is None else f"__seed-{ref.seed}"
+    name = (f"{_slug(ref.name)}{seed}__{_slug(t.label)}{'__' + regime if regime else ''}__{_slug(strat['label'])}"
+            f"-{key}")
     udir = Path(cfg.out) / "units" / name
     meta = {"model": ref.name, "model_path": ref.path, "backend": ref.backend, "task": t.label, "split": spec.split,
             "strategy": strat["label"], "strategy_name": strat["name"], "regime": regime,
             "group": getattr(task, "group", "") or None, "tags": ref.tags or None, "protocol": protocol}
+    if ref.seed is not None:
+        meta["seed"] = ref.seed
     if (udir / "done.json").exists():
         recs = list(iter_jsonl(udir / "problems.jsonl"))
         console.print(f"[green]eval[/] {label}: done earlier; read back")
@@ -227,7 +241,8 @@ def _run_unit(cfg: EvalConfig, ref: ModelRef, t: EvalTask, strat: dict, engine: 
     finally:
         logged.close()
     recs = [_unit_record(o, regime) for o in outcomes]
-    base = {"model": ref.name, "task": t.label, "strategy": strat["label"], "regime": regime}
+    base = {"model": ref.name, **({"seed": ref.seed} if ref.seed is not None else {}), "task": t.label,
+            "strategy": strat["label"], "regime": regime}
     smp = [r for o in outcomes for r in _sample_rows(o, base, tuple(ref.think_tags))]
     write_jsonl(udir / "problems.jsonl", recs)
     write_jsonl(udir / "samples.jsonl", smp)
@@ -276,8 +291,8 @@ def _rows(cfg: EvalConfig, units: list[dict], validation: dict | None) -> list[d
         if not recs:
             continue
         levels = sorted({r["level"] for r in recs})
-        head = {k: u[k] for k in ("model", "model_path", "backend", "task", "split")}
-        tail = {k: u[k] for k in ("regime", "group", "tags") if u.get(k)}
+        head = {k: u[k] for k in ("model", "seed", "model_path", "backend", "task", "split") if k in u}
+        tail = {k: u[k] for k in ("regime", "group", "tags", "train_compute") if u.get(k)}
         if validation and u["regime"] and u["task"] in validation:
             tail["validated"] = True
         for lv in [*levels, "all"]:

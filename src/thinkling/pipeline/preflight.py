@@ -7,7 +7,8 @@ not evaluate would otherwise fail (or silently print MISS) after generate, curat
   is a student of the recipe, an existing local path, or a hub id written ``hub:org/name`` (checked to be
   reachable, or in the local cache with ``HF_HUB_OFFLINE``);
 - every task's data (``data_dir``, a user task's ``path``) exists;
-- every check names a model, a reference, a task and a strategy that the eval stage has.
+- every check is of a known kind with the keys that kind needs, and names a model, a reference, a task, a
+  strategy and a level that the eval stage has; ``over`` only in a recipe with ``seeds``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from thinkling.tasks.files import FileTask
 if TYPE_CHECKING:
     from thinkling.pipeline.recipe import Plan
 
-CHECK_KINDS = ("min_accuracy", "max_accuracy", "within", "at_least", "token_ratio")
+#: each check kind and the keys it needs (besides ``kind``; ``level``, ``task``, ``strategy``, ``regime``,
+#: ``over`` and ``basis`` are optional)
+CHECK_KEYS = {
+    "min_accuracy": ("model", "value"), "max_accuracy": ("model", "value"),
+    "within": ("model", "ref", "points"), "at_least": ("model", "ref", "points"), "beats": ("model", "ref", "points"),
+    "token_ratio": ("model", "ref", "value"), "compute_ratio": ("model", "ref", "value"),
+    "accuracy_per_compute": ("model", "ref", "value"),
+}
+CHECK_KINDS = tuple(CHECK_KEYS)
+OPTIONAL_KEYS = ("level", "task", "strategy", "regime", "over", "basis")
 
 
 def preflight(plan: Plan) -> None:
@@ -71,19 +81,54 @@ def _task_data(spec, key: str) -> None:
                           f"{key}.options.data_dir, or {task.env_var or 'THINKLING_DATA_DIR'})")
 
 
+def check_shape(c: dict, where: str) -> None:
+    """A check's kind, keys and value types; a ConfigError naming ``where`` (``checks.3``) and the key."""
+    kind = c.get("kind")
+    if kind not in CHECK_KEYS:
+        raise ConfigError(f"key '{where}.kind': {kind!r} is not one of {', '.join(CHECK_KINDS)}")
+    for k in CHECK_KEYS[kind]:
+        if k not in c:
+            what = {"model": "names the model it is about", "ref": "compares with a reference model (ref)",
+                    "points": "needs its points of accuracy", "value": "needs its threshold value"}[k]
+            raise ConfigError(f"key '{where}.{k}': a {kind} check {what}")
+        if k in ("points", "value") and (isinstance(c[k], bool) or not isinstance(c[k], (int, float))):
+            raise ConfigError(f"key '{where}.{k}': a number, got {c[k]!r}")
+    unknown = sorted(set(c) - {"kind", *CHECK_KEYS[kind], *OPTIONAL_KEYS})
+    if unknown:
+        raise ConfigError(f"key '{where}.{unknown[0]}': not a key of a {kind} check (its keys: "
+                          f"{', '.join((*CHECK_KEYS[kind], *OPTIONAL_KEYS))})")
+    if c.get("over", "every") not in ("every", "aggregate"):
+        raise ConfigError(f"key '{where}.over': {c['over']!r} is not one of every, aggregate")
+    if "basis" in c and (kind not in ("compute_ratio", "accuracy_per_compute") or c["basis"] not in ("flops", "tokens")):
+        raise ConfigError(f"key '{where}.basis': {c['basis']!r}: a compute_ratio or accuracy_per_compute check's "
+                          "basis is flops (default) or tokens")
+
+
+def _levels(plan: Plan) -> set[str]:
+    """The levels the eval's problems have (as text), and "all"."""
+    out = {"all"}
+    for spec in plan.ev.task_specs():
+        out |= {str(x) for x in spec.levels} if spec.levels else {str(p.level) for p in spec.problems()}
+    return out
+
+
 def _checks(plan: Plan) -> None:
     models = {m.name for m in plan.ev.models}
     tasks = set(plan.ev.task_labels()) | {s.name for s in plan.ev.task_specs()}  # also: no two with one label
     strategies = {s["label"] for s in plan.ev.strategies}
+    levels: set[str] | None = None
     for i, c in enumerate(plan.recipe.checks):
         where = f"checks.{i}"
-        if c.get("kind") not in CHECK_KINDS:
-            raise ConfigError(f"key '{where}.kind': {c.get('kind')!r} is not one of {', '.join(CHECK_KINDS)}")
+        check_shape(c, where)
         for k, known in (("model", models), ("ref", models), ("task", tasks), ("strategy", strategies)):
-            if k == "model" and k not in c:
-                raise ConfigError(f"key '{where}.model': a check names the model it is about")
             if k in c and c[k] not in known:
                 raise ConfigError(f"key '{where}.{k}': {c[k]!r} is not evaluated by this recipe (its {k}s: "
                                   f"{', '.join(sorted(known))})")
-        if c["kind"] in ("within", "at_least", "token_ratio") and "ref" not in c:
-            raise ConfigError(f"key '{where}.ref': a {c['kind']} check compares with a reference model")
+        if "over" in c and not plan.recipe.seeds:
+            raise ConfigError(f"key '{where}.over': a check is stated over seeds only in a recipe with seeds "
+                              "(seeds: [0, 1, 2])")
+        if str(c.get("level", "all")) != "all":
+            levels = levels if levels is not None else _levels(plan)
+            if str(c["level"]) not in levels:
+                raise ConfigError(f"key '{where}.level': {c['level']!r} is not a level this recipe evaluates (its "
+                                  f"levels: {', '.join(sorted(levels))})")

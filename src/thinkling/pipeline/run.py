@@ -17,6 +17,7 @@ from thinkling.pipeline.claims import check_claims, describe_check
 from thinkling.pipeline.recipe import Plan
 from thinkling.pipeline.students import train_students
 from thinkling.report import write_report
+from thinkling.report.tables import sci
 
 
 def run(plan: Plan, force: bool = False, console=None) -> dict[str, Any]:
@@ -52,16 +53,7 @@ def run(plan: Plan, force: bool = False, console=None) -> dict[str, Any]:
     if checks:
         extra = ["## Claims checked", "", "| claim | measured | result |", "|---|---|---|",
                  *(describe_check(c) for c in checks), ""]
-    train_rows = ["## Students", "",
-                  "| student | method | data | steps | rows seen | train s | trained tok/s | loss first -> last |",
-                  "|---|---|---|---|---|---|---|---|"]
-    for n, c in plan.trn.items():
-        data_names = ", ".join(Path(x).name for x in ([c.data] if isinstance(c.data, str) else c.data))
-        m = read_manifest(c.out) or {}
-        cnt = m.get("counts", {})
-        train_rows.append(f"| {n} | {c.method} | {data_names} | {cnt.get('steps')} | {cnt.get('examples_seen')} "
-                          f"| {cnt.get('train_seconds')} | {cnt.get('trained_tokens_per_second')} "
-                          f"| {cnt.get('first_loss')} -> {cnt.get('final_loss')} |")
+    train_rows = students_table(plan)
     ev = Path(plan.ev.out)
     validation = json.loads((ev / "validation.json").read_text()) if (ev / "validation.json").exists() else None
     report = write_report(rows, root, plan.recipe.title, notes=notes, extra_sections=extra + train_rows + [""],
@@ -69,3 +61,31 @@ def run(plan: Plan, force: bool = False, console=None) -> dict[str, Any]:
     summary = {"out": str(root), "report": str(report), "timings": timings, "checks": checks}
     atomic_write_json(root / "run.json", summary)
     return summary
+
+
+def students_table(plan: Plan) -> list[str]:
+    """The report's "Students" section (markdown lines): one row per training job (per seed with ``seeds``),
+    with the training compute of its manifest (tokens, FLOPs, budget) when one of them has it."""
+    seeded = bool(plan.recipe.seeds)
+    computed = any(isinstance((read_manifest(c.out) or {}).get("compute"), dict) for c in plan.trn.values())
+    head = ["student", *(["seed"] if seeded else []), "method", "data", "steps", "rows seen", "train s",
+            "trained tok/s", *(["train tokens", "train FLOPs", "budget"] if computed else []), "loss first -> last"]
+    lines = ["## Students", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for job, c in plan.trn.items():
+        name, seed = plan.jobs[job]
+        data_names = ", ".join(Path(x).name for x in ([c.data] if isinstance(c.data, str) else c.data))
+        m = read_manifest(c.out) or {}
+        cnt = m.get("counts", {})
+        comp = m.get("compute") if isinstance(m.get("compute"), dict) else {}
+        cells = [name, *([str(seed)] if seeded else []), c.method, data_names, cnt.get("steps"),
+                 cnt.get("examples_seen"), cnt.get("train_seconds"), cnt.get("trained_tokens_per_second"),
+                 *([comp.get("tokens", "—"), sci(comp.get("flops")), _budget_text(comp.get("budget"))]
+                   if computed else []),
+                 f"{cnt.get('first_loss')} -> {cnt.get('final_loss')}"]
+        lines.append("| " + " | ".join(str(x) for x in cells) + " |")
+    return lines
+
+
+def _budget_text(b: Any) -> str:
+    """A manifest's budget as a cell: ``tokens 4e+06``, ``minutes 8``; — for none (max_steps or epochs)."""
+    return f"{b.get('kind')} {sci(b.get('total'))}" if isinstance(b, dict) else "—"

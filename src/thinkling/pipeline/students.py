@@ -20,7 +20,8 @@ from thinkling.train.stage import train, train_inputs
 
 def train_students(plan: Plan, console) -> None:
     """Train the students not yet complete: one after another in dependency order, or ``parallel`` at a
-    time in separate processes (longest budget first, a student once what it starts from is trained)."""
+    time in separate processes (largest budget first, see :func:`start_order`; a student once what it starts from
+    is trained). With the recipe's ``seeds`` each (student, seed) is one job, named ``<student>/seed-<k>``."""
     todo = [(n, c) for n, c in plan.trn.items() if not is_complete(c.out, "train", c, train_inputs(c))]
     for n, c in plan.trn.items():
         if (n, c) not in todo:
@@ -31,7 +32,7 @@ def train_students(plan: Plan, console) -> None:
         for n in [n for n in topological(plan) if n in dict(todo)]:
             train(dict(todo)[n], console=console)
         return
-    todo.sort(key=lambda nc: -(nc[1].budget_minutes or 0))
+    todo = start_order(todo)
     env = {**os.environ, "OMP_NUM_THREADS": str(plan.recipe.threads), "TOKENIZERS_PARALLELISM": "false"}
     running: list[_Running] = []
     failed: list[str] = []
@@ -55,6 +56,33 @@ def train_students(plan: Plan, console) -> None:
             console.print(f"  training: {', '.join(r.name for r in running)} ({time.time() - t_start:.0f}s)")
     if failed:
         raise RuntimeError(f"training failed for: {', '.join(failed)} (see their train.log)")
+
+
+def budget_of(c: TrainConfig) -> tuple[str, float] | None:
+    """(kind, amount) of a student's budget: tokens, flops or minutes (at most one is set); None when
+    ``max_steps`` or ``epochs`` decide."""
+    for kind in ("tokens", "flops", "minutes"):
+        v = getattr(c, f"budget_{kind}")
+        if v:
+            return kind, float(v)
+    return None
+
+
+def start_order(todo: list[tuple[str, TrainConfig]]) -> list[tuple[str, TrainConfig]]:
+    """The order to start students in: the largest budget first, so the longest run does not start last.
+    Budgets of different kinds cannot be compared without knowing throughput, so each counts as its share of
+    the largest budget of its kind; students without a budget go last. Ties keep the recipe's order (a
+    student's seeds one after the other)."""
+    top: dict[str, float] = {}
+    for _, c in todo:
+        if (b := budget_of(c)) is not None:
+            top[b[0]] = max(top.get(b[0], 0.0), b[1])
+
+    def share(nc: tuple[str, TrainConfig]) -> float:
+        b = budget_of(nc[1])
+        return b[1] / top[b[0]] if b is not None else 0.0
+
+    return sorted(todo, key=lambda nc: -share(nc))
 
 
 @dataclass

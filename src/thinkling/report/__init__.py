@@ -8,10 +8,12 @@ Inputs are the eval stage's artifacts: ``results.json`` (one row per model x tas
 The package, by concern:
 
 - ``rows``: what a result row is (strategy, training tag, number correct, key, merge, order)
-- ``analysis``: pure analyses (``pareto_front``, ``regime_gaps``, ``pooled_groups``, ``level_tokens``,
-  ``sample_verdict``, ``select_samples``) that the renderers and the tests share
+- ``analysis``: pure analyses (``pareto_front``, ``compute_panels``, ``seed_rows``, ``regime_gaps``,
+  ``pooled_groups``, ``level_tokens``, ``sample_verdict``, ``select_samples``) that the renderers and the tests
+  share
 - ``inputs``: loading results.json / samples.jsonl / validation.json, errors naming file and line
-- ``plots``: the PNG plots (matplotlib, imported only when drawing)
+- ``plots``: the PNG plots (matplotlib, imported only when drawing): accuracy vs inference tokens, accuracy vs
+  training compute (when rows carry ``train_compute``), tokens per level, regime gaps
 - ``tables``: cell formats, columns and table data both renderers show
 - ``data``: ``ReportData``, the analysed rows and plot files a report is rendered from
 - ``markdown``: the report.md text; ``page``: the self-contained report.html
@@ -25,6 +27,7 @@ from thinkling.report.analysis import (
     GAPS,
     GROUPS,
     VERDICTS,
+    compute_panels,
     frontier_panels,
     gap_key,
     level_tokens,
@@ -33,6 +36,7 @@ from thinkling.report.analysis import (
     regime_gaps,
     sample_group,
     sample_verdict,
+    seed_rows,
     select_samples,
     validation_summary,
 )
@@ -41,11 +45,13 @@ from thinkling.report.data import ReportData
 from thinkling.report.inputs import REQUIRED, ReportInputs, load_inputs
 from thinkling.report.markdown import pareto_notes, render_markdown, results_table
 from thinkling.report.page import markdown_to_html, write_html_report
-from thinkling.report.plots import plot_frontier, plot_level_tokens, plot_regime_gaps
+from thinkling.report.plots import plot_compute, plot_frontier, plot_level_tokens, plot_regime_gaps
 from thinkling.report.rows import (
     DEFAULT_STRATEGY,
     ROW_KEY,
     correct_of,
+    is_seed_row,
+    main_rows,
     mean_iterations,
     merge_rows,
     panel_name,
@@ -60,10 +66,10 @@ from thinkling.report.tables import Column, extras_text, protocol_ids, result_co
 __all__ = [
     "DEFAULT_STRATEGY", "GAPS", "GROUPS", "REQUIRED", "ROW_KEY", "VERDICTS",
     "Column", "ReportData", "ReportInputs",
-    "build_report", "correct_of", "extras_text", "frontier_panels", "gap_key", "level_tokens", "load_inputs",
-    "markdown_to_html", "mean_iterations", "merge_rows", "panel_name", "pareto_front", "pareto_notes",
-    "plot_frontier", "plot_level_tokens", "plot_regime_gaps", "point_label", "pooled_groups", "protocol_ids",
-    "regime_gaps", "render_markdown", "result_columns", "results_table", "row_key", "sample_group",
-    "sample_verdict", "select_samples", "sort_rows", "strategy_of", "training_of", "validation_summary",
-    "write_html_report", "write_report",
+    "build_report", "compute_panels", "correct_of", "extras_text", "frontier_panels", "gap_key", "is_seed_row",
+    "level_tokens", "load_inputs", "main_rows", "markdown_to_html", "mean_iterations", "merge_rows", "panel_name",
+    "pareto_front", "pareto_notes", "plot_compute", "plot_frontier", "plot_level_tokens", "plot_regime_gaps",
+    "point_label", "pooled_groups", "protocol_ids", "regime_gaps", "render_markdown", "result_columns",
+    "results_table", "row_key", "sample_group", "sample_verdict", "seed_rows", "select_samples", "sort_rows",
+    "strategy_of", "training_of", "validation_summary", "write_html_report", "write_report",
 ]

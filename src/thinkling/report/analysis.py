@@ -1,8 +1,10 @@
 """The report's analyses, as pure functions of rows and samples that the renderers and tests share.
 
-Pareto front and frontier panels, regime gaps with Newcombe intervals, accuracy pooled over the
-tasks of a logic group, mean tokens per level, sample verdicts and the round-robin sample choice,
-and the instance-validation summary. Accuracies and gaps are fractions, not points.
+Pareto front and frontier panels (with each point's per-seed rows), accuracy against training compute,
+regime gaps with Newcombe intervals, accuracy pooled over the tasks of a logic group, mean tokens per
+level, sample verdicts and the round-robin sample choice, and the instance-validation summary.
+Accuracies and gaps are fractions, not points. A model trained per seed counts once, by its aggregate
+row (``seed: "all"``); its per-seed rows are what :func:`seed_rows` gives.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from thinkling.metrics import wilson_interval
 from thinkling.report.rows import (
     DEFAULT_STRATEGY,
     correct_of,
+    is_seed_row,
     level_order,
+    main_rows,
     multi_strategy,
     panel_name,
     point_label,
@@ -51,18 +55,59 @@ def pareto_front(points: Sequence[dict]) -> list[dict]:
 
 
 def frontier_panels(rows: Sequence[dict], level: Any = "all") -> dict[str, list[dict]]:
-    """Panel name -> the rows at ``level`` with at least one problem, one point per (model, strategy)."""
+    """Panel name -> the rows at ``level`` with at least one problem, one point per (model, strategy): the
+    aggregate row of a model trained per seed, not its per-seed rows."""
     out: dict[str, list[dict]] = {}
-    for r in sort_rows([r for r in rows if r.get("level") == level and r.get("n", 0) > 0]):
+    # sorted before the per-seed rows are left out: models keep the order they first appear in (a per-seed row
+    # of a model comes before its aggregate)
+    for r in [r for r in main_rows(sort_rows(rows)) if r.get("level") == level and r.get("n", 0) > 0]:
         out.setdefault(panel_name(r), []).append(r)
+    return out
+
+
+def seed_rows(rows: Sequence[dict], point: dict) -> list[dict]:
+    """The per-seed rows of an aggregate row (same model, task, level, strategy, regime), in seed order."""
+    same = lambda r: all(r.get(k) == point.get(k) for k in ("model", "task", "regime")) and (  # noqa: E731
+        str(r.get("level")) == str(point.get("level")) and strategy_of(r) == strategy_of(point))
+    return sorted((r for r in rows if is_seed_row(r) and same(r)), key=lambda r: r["seed"])
+
+
+def seed_interval(row: dict) -> tuple[float, float]:
+    """The interval a point is drawn with: across seeds for an aggregate of several seeds, else Wilson."""
+    if row.get("seed_ci_low") is not None and row.get("seed_ci_high") is not None:
+        return row["seed_ci_low"], row["seed_ci_high"]
+    return row.get("ci_low", row["accuracy"]), row.get("ci_high", row["accuracy"])
+
+
+def _flops(row: dict, basis: str = "flops") -> float | None:
+    tc = row.get("train_compute")
+    v = tc.get(basis) if isinstance(tc, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+
+def compute_panels(rows: Sequence[dict], level: Any = "all") -> dict[str, list[dict]]:
+    """Accuracy against training compute: panel -> one point per (model, strategy) at ``level`` whose row has
+    ``train_compute`` (FLOPs): ``row``, ``flops``, ``accuracy``, ``interval`` (:func:`seed_interval`) and the
+    per-seed ``seeds`` [(flops, accuracy)]."""
+    out: dict[str, list[dict]] = {}
+    for name, pts in frontier_panels(rows, level).items():
+        for r in pts:
+            f = _flops(r)
+            if f is None:
+                continue
+            per = [(_flops(s), s["accuracy"]) for s in seed_rows(rows, r)]
+            out.setdefault(name, []).append({"row": r, "flops": f, "accuracy": r["accuracy"],
+                                             "interval": seed_interval(r),
+                                             "seeds": [(x, a) for x, a in per if x is not None]})
     return out
 
 
 def level_tokens(rows: Sequence[dict]) -> dict[str, dict[str, dict[Any, float]]]:
     """Panel -> series label -> {level: mean tokens}, for panels whose rows have numeric levels."""
+    rows = main_rows(sort_rows(rows))  # sorted first: models in the order they first appear (as the frontier)
     multi = multi_strategy(rows)
     out: dict[str, dict[str, dict[Any, float]]] = {}
-    for r in sort_rows(rows):
+    for r in rows:
         if level_order(r.get("level"))[0] == 0 and r.get("n", 0) > 0:
             out.setdefault(panel_name(r), {}).setdefault(point_label(r, multi), {})[r["level"]] = r["mean_tokens"]
     return out
@@ -91,7 +136,7 @@ def regime_gaps(rows: Sequence[dict]) -> list[dict]:
     ``gaps`` ({"concepts - instruction": difference of accuracies or None when a regime is missing})
     and ``gap_ci`` (same keys, (low, high) or None). Accuracies and gaps are fractions, not points."""
     groups: dict[tuple, dict[str, dict]] = {}
-    for r in rows:
+    for r in main_rows(rows):
         if r.get("regime") and r.get("level") == "all":
             groups.setdefault((r["model"], r["task"], strategy_of(r)), {})[r["regime"]] = r
     out = []
@@ -120,7 +165,7 @@ def pooled_groups(rows: Sequence[dict], by: str = "model") -> list[dict]:
     the single-task students, one per task, pool into one single-task figure per group); ``model`` is
     then the training regime."""
     acc: dict[tuple, dict] = {}
-    for r in rows:
+    for r in main_rows(rows):
         if not r.get("group") or r.get("level") != "all" or (by == "training" and not training_of(r)):
             continue
         k = (r["group"], r["model"] if by == "model" else training_of(r), strategy_of(r), r.get("regime"))
@@ -155,6 +200,7 @@ def sample_verdict(s: dict) -> str:
 
 
 def sample_group(s: dict) -> tuple[str, str, str]:
+    """(model, task, strategy) of a sample: a model's samples of every seed are one group (each says its seed)."""
     return (str(s.get("model")), str(s.get("task")), s.get("strategy") or DEFAULT_STRATEGY)
 
 

@@ -39,7 +39,7 @@ def build_report(inputs: Sequence[str | Path], out_dir: str | Path, title: str =
     notes = ["Results from " + ", ".join(f"`{s}`" for s in data.sources) + "."]
     if data.replaced:
         notes.append(f"{data.replaced} result row(s) appeared in more than one input; the later input's row "
-                     "was kept (same model, task, level, strategy, regime).")
+                     "was kept (same model, task, level, strategy, regime, seed).")
     md = write_report(data.rows, out_dir, title, notes=notes, samples=data.samples, validation=data.validation,
                       max_samples=max_samples)
     return {"markdown": md, "html": Path(out_dir) / "report.html", "rows": len(data.rows),

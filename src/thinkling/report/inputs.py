@@ -116,5 +116,5 @@ def load_inputs(paths: Sequence[str | Path]) -> ReportInputs:
     rows, replaced = merge_rows(row_lists)
     by_key: dict[tuple, dict] = {}
     for s in samples:  # one sample per answer: a later input's sample replaces an earlier one
-        by_key[(*sample_group(s), s.get("regime"), s.get("problem_id"), s.get("sample"))] = s
+        by_key[(*sample_group(s), s.get("regime"), s.get("seed"), s.get("problem_id"), s.get("sample"))] = s
     return ReportInputs(rows, list(by_key.values()), validation, sources, replaced)

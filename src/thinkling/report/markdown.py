@@ -11,10 +11,13 @@ from thinkling.report.analysis import frontier_panels, pareto_front, pooled_grou
 from thinkling.report.data import ReportData
 from thinkling.report.rows import multi_strategy, point_label, sort_rows
 from thinkling.report.tables import (
+    COMPUTE_HELP,
     GAP_HELP,
     GROUP_HELP,
     PARETO_HELP,
     REGIME_POOL_HELP,
+    SEEDS_HELP,
+    compute_table_data,
     groups_table_data,
     pct,
     protocol_ids,
@@ -34,11 +37,12 @@ def _md_table(head: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def results_table(rows: list[dict]) -> str:
-    """Markdown table of every result row with the full metric set and its protocol's name."""
+def results_table(rows: list[dict], pids: dict[str, tuple[str, dict]] | None = None) -> str:
+    """Markdown table of every result row with the full metric set and its protocol's name (``pids``: the
+    report's protocol names, default those of ``rows``)."""
     rows = sort_rows(rows)
     cols = result_columns(rows)
-    pids = protocol_ids(rows)
+    pids = pids or protocol_ids(rows)
     return _md_table([c.head for c in cols] + ["protocol"],
                      ([c.text(r) for c in cols] + [pids[stable_hash(r.get("protocol") or {})][0]] for r in rows))
 
@@ -74,9 +78,15 @@ def render_markdown(a: ReportData, title: str, notes: list[str], extra: list[str
         md += [*notes, ""]
     md += ["## Accuracy vs tokens", "", f"![frontier]({a.plots['frontier'].name})", "", PARETO_HELP, "",
            *pareto_notes(a.rows), ""]
+    if "compute" in a.plots:
+        md += ["## Accuracy vs training compute", "", f"![accuracy vs training compute]({a.plots['compute'].name})",
+               "", COMPUTE_HELP, "", _md_table(*compute_table_data(a.compute)), ""]
     if "level_tokens" in a.plots:
         md += ["## Tokens per level", "", f"![tokens per level]({a.plots['level_tokens'].name})", ""]
-    md += ["## Results", "", results_table(a.rows), ""]
+    pids = protocol_ids(a.rows)
+    md += ["## Results", "", *([SEEDS_HELP, ""] if a.per_seed else []), results_table(a.main or a.rows, pids), ""]
+    if a.per_seed:
+        md += ["### Results per seed", "", results_table(a.per_seed, pids), ""]
     if a.gaps:
         md += ["## Evidence regimes", "", GAP_HELP, "", _md_table(*regime_table_data(a.gaps)), "",
                f"![regime gaps]({a.plots['regime_gaps'].name})", ""]

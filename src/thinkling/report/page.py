@@ -74,7 +74,7 @@ def _html_table(head: Sequence[str], body: Sequence[Sequence[str]], cls: str = "
                                                for r in body) + "</tbody></table></div>")
 
 
-def _results_html(rows: list[dict]) -> str:
+def _results_html(rows: list[dict], table_id: str = "results-table") -> str:
     cols = tables.result_columns(rows)
     head = "".join(f"<th data-key='{_e(c.key)}' title='click to sort'>{_e(c.head)}</th>" for c in cols)
     body = []
@@ -88,9 +88,10 @@ def _results_html(rows: list[dict]) -> str:
         cells.append(f"<td class='proto'><details><summary>protocol</summary><pre>{_e(proto)}</pre></details></td>")
         attrs = " ".join(f"data-{k}='{_e(x)}'" for k, x in (("model", r["model"]), ("task", r["task"]),
                                                             ("level", r["level"]), ("strategy", strategy_of(r)),
-                                                            ("regime", r.get("regime") or "")))
+                                                            ("regime", r.get("regime") or ""),
+                                                            *((("seed", r["seed"]),) if "seed" in r else ())))
         body.append(f"<tr {attrs}>{''.join(cells)}</tr>")
-    return (f"<div class='scroll'><table id='results-table' class='sortable'><thead><tr>{head}<th>protocol</th></tr>"
+    return (f"<div class='scroll'><table id='{table_id}' class='sortable'><thead><tr>{head}<th>protocol</th></tr>"
             f"</thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
@@ -109,6 +110,8 @@ def _trace_html(s: dict, max_chars: int) -> str:
     meta = [f"<b>{_e(s.get('problem_id', '?'))}</b>", f"level {_e(s.get('level', '—'))}"]
     if s.get("regime"):
         meta.append(f"regime {_e(s['regime'])}")
+    if s.get("seed") is not None:
+        meta.append(f"seed {_e(s['seed'])}")
     if s.get("sample") is not None:
         meta.append(f"sample {_e(s['sample'])}")
     meta.append(f"{_e(s.get('tokens', '—'))} tokens")
@@ -184,9 +187,20 @@ def _frontier_section(a: ReportData) -> str:
 
 def _results_section(a: ReportData) -> str:
     pids = tables.protocol_ids(a.rows)
-    return (f"<p class='help'>{len(a.rows)} rows; click a column header to sort "
+    main = a.main or a.rows
+    text = (f"<p class='help'>{len(main)} rows; click a column header to sort "
             f"(or preset with <code>?sort=accuracy&amp;desc=1</code>). Accuracy and rates in %; "
-            f"{len(pids)} distinct protocol(s).</p>" + _results_html(a.rows))
+            f"{len(pids)} distinct protocol(s).</p>")
+    if not a.per_seed:
+        return text + _results_html(main)
+    return (f"<p class='help'>{_e(tables.SEEDS_HELP)}</p>" + text + _results_html(main)
+            + f"<details class='per-seed'><summary>Results per seed ({len(a.per_seed)} rows)</summary>"
+            + _results_html(a.per_seed, "results-per-seed") + "</details>")
+
+
+def _compute_section(a: ReportData) -> str:
+    return (f"<p class='help'>{_e(tables.COMPUTE_HELP)}</p>" + _img(a.plots["compute"], "accuracy vs training compute")
+            + _html_table(*tables.compute_table_data(a.compute), cls="compute"))
 
 
 def _evidence_sections(a: ReportData) -> list[tuple[str, str, str]]:
@@ -215,6 +229,8 @@ def write_html_report(a: ReportData, path: str | Path, title: str, notes: list[s
                       samples: list[dict], max_samples: int = 50, max_chars: int = 12000) -> Path:
     """The self-contained page: inline CSS/JS, plots as data: URIs, all text escaped."""
     sections: list[tuple[str, str, str]] = [("frontier", "Accuracy vs tokens", _frontier_section(a))]  # id, h2, body
+    if "compute" in a.plots:
+        sections.append(("compute", "Accuracy vs training compute", _compute_section(a)))
     if "level_tokens" in a.plots:
         sections.append(("levels", "Tokens per level", _img(a.plots["level_tokens"], "mean tokens per level")))
     sections.append(("results", "Results", _results_section(a)))

@@ -1,4 +1,6 @@
-"""The report's PNG plots: accuracy vs tokens with the Pareto front, tokens per level, regime gaps.
+"""The report's PNG plots: accuracy vs tokens with the Pareto front, accuracy vs training compute, tokens per
+level, regime gaps. A model trained per seed is drawn by its aggregate row with the 95% interval across seeds,
+its seeds as faint points of the same colour.
 
 Colours (per model) and markers (per strategy) are the same in every plot of one report. matplotlib
 is imported inside the functions: it is heavy, and ``thinkling.report`` is imported by the CLI and
@@ -12,8 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from thinkling.report.analysis import GAPS, frontier_panels, gap_key, level_tokens, pareto_front
-from thinkling.report.rows import level_order, multi_strategy, point_label, strategy_of
+from thinkling.report.analysis import (
+    GAPS, compute_panels, frontier_panels, gap_key, level_tokens, pareto_front, seed_interval, seed_rows,
+)
+from thinkling.report.rows import level_order, main_rows, multi_strategy, point_label, strategy_of
 
 
 def _plt():
@@ -104,7 +108,7 @@ def plot_frontier(rows: list[dict], path: str | Path, level: Any = "all", title:
     plt = _plt()
     panels = frontier_panels(rows, level)
     colors, markers = _styles(rows)
-    multi = multi_strategy(rows)
+    multi = multi_strategy(main_rows(rows))
     if not panels:
         fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
         ax.text(0.5, 0.5, f"no rows at level {level}", ha="center", va="center", transform=ax.transAxes)
@@ -112,11 +116,17 @@ def plot_frontier(rows: list[dict], path: str | Path, level: Any = "all", title:
         return _save(fig, path)
     fig, axes = _grid(len(panels))
     for ax, (name, pts) in zip(axes, panels.items()):
+        seeded = False
         for r in pts:
             acc = 100 * r["accuracy"]
-            lo, hi = 100 * r.get("ci_low", r["accuracy"]), 100 * r.get("ci_high", r["accuracy"])
+            lo, hi = (100 * x for x in seed_interval(r))
+            per = seed_rows(rows, r)
+            seeded = seeded or bool(per)
+            if per:
+                ax.scatter([s["mean_tokens"] for s in per], [100 * s["accuracy"] for s in per],
+                           marker=markers[strategy_of(r)], color=colors[r["model"]], alpha=0.3, s=18, zorder=1)
             ax.errorbar(r["mean_tokens"], acc, yerr=[[max(0.0, acc - lo)], [max(0.0, hi - acc)]],
-                        fmt=markers[strategy_of(r)], color=colors[r["model"]], capsize=4, ms=7)
+                        fmt=markers[strategy_of(r)], color=colors[r["model"]], capsize=4, ms=7, zorder=2)
         front = pareto_front(pts)
         if len(front) > 1:
             ax.plot([p["mean_tokens"] for p in front], [100 * p["accuracy"] for p in front], "--", color="0.5",
@@ -125,7 +135,7 @@ def plot_frontier(rows: list[dict], path: str | Path, level: Any = "all", title:
         if max(toks) / max(min(toks), 1e-9) > 20:
             ax.set_xscale("log")
         ax.set_xlabel("mean generated tokens per problem")
-        ax.set_ylabel("accuracy (%) with 95% CI")
+        ax.set_ylabel("accuracy (%), 95% CI" + (" (seeded: across seeds, faint: each seed)" if seeded else ""))
         ax.set_ylim(-5, 105)
         _place_labels(ax, [(r["mean_tokens"], 100 * r["accuracy"], point_label(r, multi)) for r in pts])
         lv = "all levels" if level == "all" else f"level {level}"
@@ -136,14 +146,49 @@ def plot_frontier(rows: list[dict], path: str | Path, level: Any = "all", title:
     return _save(fig, path)
 
 
+def plot_compute(rows: list[dict], path: str | Path, level: Any = "all") -> Path | None:
+    """Accuracy against training FLOPs (log scale), one point per (model, strategy) whose rows carry
+    ``train_compute``: the aggregate with its 95% interval across seeds (Wilson without seeds), each seed
+    faint; a panel per task (and evidence regime). None when no row has training compute."""
+    panels = compute_panels(rows, level)
+    if not panels:
+        return None
+    colors, markers = _styles(rows)
+    multi = multi_strategy(main_rows(rows))
+    fig, axes = _grid(len(panels))
+    for ax, (name, pts) in zip(axes, panels.items()):
+        seeded = False
+        for p in pts:
+            r = p["row"]
+            acc = 100 * p["accuracy"]
+            lo, hi = (100 * x for x in p["interval"])
+            xs = [x for x, _ in p["seeds"]]
+            seeded = seeded or bool(xs)
+            if xs:
+                ax.scatter(xs, [100 * a for _, a in p["seeds"]], marker=markers[strategy_of(r)],
+                           color=colors[r["model"]], alpha=0.3, s=18, zorder=1)
+            xerr = [[p["flops"] - min(xs)], [max(xs) - p["flops"]]] if xs else None
+            ax.errorbar(p["flops"], acc, yerr=[[max(0.0, acc - lo)], [max(0.0, hi - acc)]], xerr=xerr,
+                        fmt=markers[strategy_of(r)], color=colors[r["model"]], capsize=4, ms=7, zorder=2)
+        ax.set_xscale("log")
+        ax.set_xlabel("training compute (FLOPs, log scale)")
+        ax.set_ylabel("accuracy (%), 95% CI" + (" (seeded: across seeds, faint: each seed)" if seeded else ""))
+        ax.set_ylim(-5, 105)
+        _place_labels(ax, [(p["flops"], 100 * p["accuracy"], point_label(p["row"], multi)) for p in pts])
+        lv = "all levels" if level == "all" else f"level {level}"
+        ax.set_title(f"{name} ({lv})", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
 def plot_level_tokens(rows: list[dict], path: str | Path) -> Path | None:
     """Mean generated tokens per difficulty level, one line per (model, strategy), a panel per task."""
     panels = level_tokens(rows)
     if not panels:
         return None
     colors, markers = _styles(rows)
-    multi = multi_strategy(rows)
-    by_label = {point_label(r, multi): r for r in rows}
+    multi = multi_strategy(main_rows(rows))
+    by_label = {point_label(r, multi): r for r in main_rows(rows)}
     fig, axes = _grid(len(panels), w=7.0, h=3.8, max_cols=2)
     for ax, (name, series) in zip(axes, panels.items()):
         for label, pts in series.items():

@@ -2,7 +2,8 @@
 
 A row is one eval measurement (model x task x level x strategy [x regime]) from ``results.json``.
 Rows written before a field existed still read: no strategy is greedy, no ``correct`` is
-``round(accuracy * n)``.
+``round(accuracy * n)``. A model trained per seed has one row per seed (``seed: k``) and an aggregate row
+(``seed: "all"``) per measurement; a model without seeds has no ``seed``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from thinkling.tasks.evidence import REGIMES
 
 DEFAULT_STRATEGY = "greedy"
 #: a row is the same measurement as another when these agree (later inputs replace earlier ones)
-ROW_KEY = ("model", "task", "level", "strategy", "regime")
+ROW_KEY = ("model", "task", "level", "strategy", "regime", "seed")
 
 
 def strategy_of(row: dict) -> str:
@@ -42,11 +43,23 @@ def correct_of(row: dict) -> int:
 
 
 def row_key(row: dict) -> tuple:
-    return (row.get("model"), row.get("task"), str(row.get("level")), strategy_of(row), row.get("regime"))
+    return (row.get("model"), row.get("task"), str(row.get("level")), strategy_of(row), row.get("regime"),
+            row.get("seed"))
+
+
+def is_seed_row(row: dict) -> bool:
+    """A row of one training seed (``seed: k``); aggregates (``seed: "all"``) and unseeded rows are not."""
+    s = row.get("seed")
+    return isinstance(s, int) and not isinstance(s, bool)
+
+
+def main_rows(rows: Sequence[dict]) -> list[dict]:
+    """The rows a report shows first: one per measurement (aggregates over seeds, rows of unseeded models)."""
+    return [r for r in rows if not is_seed_row(r)]
 
 
 def merge_rows(row_lists: Iterable[Sequence[dict]]) -> tuple[list[dict], int]:
-    """Concatenate result rows, keeping one row per (model, task, level, strategy, regime).
+    """Concatenate result rows, keeping one row per (model, task, level, strategy, regime, seed).
 
     A later row replaces an earlier one with the same key (in the earlier one's position).
     Returns (rows, number of rows replaced)."""
@@ -78,7 +91,12 @@ def sort_rows(rows: Sequence[dict]) -> list[dict]:
     for r in rows:
         models.setdefault(r.get("model"), len(models))
     return sorted(rows, key=lambda r: (str(r.get("task")), regime_order(r.get("regime")), models[r.get("model")],
-                                       strategy_of(r), level_order(r.get("level"))))
+                                       strategy_of(r), level_order(r.get("level")), seed_order(r.get("seed"))))
+
+
+def seed_order(seed: Any) -> tuple[int, int]:
+    """Sort key of a seed: none or the aggregate ("all") first, then the seeds in order."""
+    return (1, seed) if isinstance(seed, int) and not isinstance(seed, bool) else (0, 0)
 
 
 def multi_strategy(rows: Sequence[dict]) -> bool:

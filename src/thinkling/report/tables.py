@@ -1,5 +1,6 @@
 """What both renderers show in their tables: cell formats, the result columns, the protocol names,
-the regime / group / validation tables as (head, body) of text cells, and the section captions.
+the regime / group / validation / training-compute tables as (head, body) of text cells, and the section
+captions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ GAP_HELP = ("Gaps in accuracy points between regimes of the same (model, task, s
             "regimes share their instances).")
 REGIME_POOL_HELP = ("The same, pooled over the models that share a training regime (tags.training): the "
                     "single-task students, one per task, make one single-task figure per group.")
+SEEDS_HELP = ("Rows with seed 'all' aggregate a model trained once per seed: accuracy is the mean over its seeds, "
+              "'across seeds' its 95% t-interval (mean +- t * sd / sqrt(n)), and the bracket after the accuracy the "
+              "Wilson interval of all seeds' problems pooled (correct and n summed); other figures are means over "
+              "the seeds. The seeds share their data (generated and curated once): they measure training "
+              "variance. Each seed's rows are in 'Results per seed'.")
+COMPUTE_HELP = ("Accuracy against the compute each student's training consumed (FLOPs: 6 x parameters x tokens, "
+                "plus the teacher's for distillation; tokens: forward tokens, prompt included), at the frontier's "
+                "level; with seeds, the aggregate with its 95% interval across seeds and the seeds' mean compute.")
 GROUP_HELP = ("Accuracy pooled over the tasks of each logic group (sum correct / sum n, level all) with a "
               "Wilson 95% CI, and the number correct / n; 'k of m tasks' marks a cell pooled over fewer tasks.")
 
@@ -69,6 +78,8 @@ def result_columns(rows: Sequence[dict]) -> list[Column]:
     cols = [Column("model", "model", lambda r: str(r["model"]))]
     if has("backend"):
         cols.append(Column("backend", "backend", lambda r: str(r.get("backend") or "—")))
+    if has("seed"):
+        cols.append(Column("seed", "seed", seed_text, lambda r: -1 if r.get("seed") == "all" else r.get("seed")))
     cols += [Column("task", "task", lambda r: str(r["task"])),
              Column("split", "split", lambda r: str(r.get("split") or "—")),
              Column("level", "level", lambda r: str(r["level"]),
@@ -86,6 +97,10 @@ def result_columns(rows: Sequence[dict]) -> list[Column]:
         Column("accuracy", "accuracy % [95% CI]",
                lambda r: f"{pct(r['accuracy'])} [{pct(r.get('ci_low'))}, {pct(r.get('ci_high'))}]",
                lambda r: r["accuracy"]),
+    ]
+    if has("seed_ci_low"):
+        cols.append(Column("seed_ci", "across seeds [95% CI]", seed_ci_text, lambda r: r.get("seed_ci_low")))
+    cols += [
         Column("mean_tokens", "mean tok", lambda r: num(r.get("mean_tokens"), ".1f"), lambda r: r.get("mean_tokens")),
         Column("median_tokens", "median tok", lambda r: num(r.get("median_tokens"), ".0f"),
                lambda r: r.get("median_tokens")),
@@ -102,6 +117,42 @@ def result_columns(rows: Sequence[dict]) -> list[Column]:
     if any(extras_text(r) for r in rows):
         cols.append(Column("extras", "extras", lambda r: extras_text(r) or "—"))
     return cols
+
+
+def seed_text(row: dict) -> str:
+    s = row.get("seed")
+    if s == "all":
+        return "all (" + ", ".join(str(x) for x in row.get("seeds") or []) + ")"
+    return "—" if s is None else str(s)
+
+
+def seed_ci_text(row: dict) -> str:
+    if row.get("seed_ci_low") is None or row.get("seed_ci_high") is None:
+        return "—"
+    return f"[{pct(row['seed_ci_low'])}, {pct(row['seed_ci_high'])}]"
+
+
+def sci(x: Any) -> str:
+    """A large number in 3 significant digits (1.23e+12); — when it is not a number."""
+    return format(x, ".3g") if isinstance(x, (int, float)) and not isinstance(x, bool) else "—"
+
+
+def compute_table_data(panels: dict[str, list[dict]]) -> tuple[list[str], list[list[str]]]:
+    """The training-compute table (from :func:`~thinkling.report.analysis.compute_panels`)."""
+    head = ["model", "strategy", "task", "level", "seeds", "train tokens", "train FLOPs", "steps", "train s",
+            "budget", "accuracy % [95% CI]", "accuracy % per PFLOP"]
+    body = []
+    for pts in panels.values():
+        for p in pts:
+            r, tc = p["row"], p["row"]["train_compute"]
+            budget = tc.get("budget")
+            btext = (f"{budget.get('kind')} {sci(budget.get('total'))}" if isinstance(budget, dict) else "—")
+            lo, hi = p["interval"]
+            body.append([str(r["model"]), strategy_of(r), str(r["task"]), str(r["level"]),
+                         ", ".join(str(x) for x in r.get("seeds") or []) or "—", sci(tc.get("tokens")),
+                         sci(tc.get("flops")), num(tc.get("steps"), ".0f"), num(tc.get("seconds"), ".1f"), btext,
+                         f"{pct(p['accuracy'])} [{pct(lo)}, {pct(hi)}]", sci(100 * p["accuracy"] / p["flops"] * 1e15)])
+    return head, body
 
 
 def protocol_ids(rows: Sequence[dict]) -> dict[str, tuple[str, dict]]:
