@@ -158,7 +158,7 @@ def curate(
 def train(config: ConfigOpt = None, overrides: Overrides = None, force: ForceOpt = False) -> None:
     """Train a student on curated data (transformers Trainer; works under `accelerate launch`).
 
-    Example: thinkling train data=runs/x/data out=runs/x/student model=tiny budget_minutes=5
+    Example: thinkling train data=runs/x/data out=runs/x/student model=tiny budget_tokens=2000000
     """
     from thinkling.train.config import TrainConfig
     from thinkling.train.stage import train as run_train

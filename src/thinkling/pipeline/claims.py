@@ -160,7 +160,7 @@ def _claim(c: dict) -> str:
         "beats": lambda: f"{c['model']} beats {c['ref']} by >= {c['points']} points at level {lv}",
         "token_ratio": lambda: f"{c['model']} uses >= {c['value']}x fewer tokens than {c['ref']} at level {lv}",
         "compute_ratio": lambda: f"{c['model']} uses <= {c['value']}x the {basis} of {c['ref']}",
-        "accuracy_per_compute": lambda: f"{c['model']} has >= {c['value']}x the accuracy per {basis[9:]} of "
+        "accuracy_per_compute": lambda: f"{c['model']} has >= {c['value']}x the accuracy per {basis[9:-1]} of "
                                         f"{c['ref']} at level {lv}",
     }[k]()
 
