@@ -72,3 +72,10 @@ def t_interval(values: list[float], lo: float = 0.0, hi: float = 1.0) -> tuple[f
     mean = sum(values) / n
     half = t_quantile_975(n - 1) * statistics.stdev(values) / math.sqrt(n)
     return max(lo, mean - half), min(hi, mean + half)
+
+
+def is_seed_row(row: dict) -> bool:
+    """A result row of one training seed (``seed: k``); aggregates (``seed: "all"``) and rows of models
+    trained without seeds are not. Shared by evaluate (which writes the aggregates) and report."""
+    s = row.get("seed")
+    return isinstance(s, int) and not isinstance(s, bool)

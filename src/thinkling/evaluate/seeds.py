@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkling.artifacts import read_manifest
-from thinkling.metrics import t_interval, wilson_interval
+from thinkling.metrics import is_seed_row, t_interval, wilson_interval
 
 #: the rows of one aggregate: the same measurement on the different seeds of one model
 GROUP_KEY = ("model", "task", "split", "level", "strategy", "regime")
@@ -47,12 +47,6 @@ def train_compute(path: str | Path) -> dict[str, Any] | None:
     if not m or m.get("stage") != "train" or not isinstance(m.get("compute"), dict):
         return None
     return m["compute"]
-
-
-def is_seed_row(row: dict) -> bool:
-    """A row of one seed (``seed: k``), not an aggregate (``seed: "all"``) or a model without seeds."""
-    s = row.get("seed")
-    return isinstance(s, int) and not isinstance(s, bool)
 
 
 def _mean(values: list[Any]) -> Any:

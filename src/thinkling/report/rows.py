@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from thinkling.metrics import is_seed_row
 from thinkling.tasks.evidence import REGIMES
 
 DEFAULT_STRATEGY = "greedy"
@@ -45,12 +46,6 @@ def correct_of(row: dict) -> int:
 def row_key(row: dict) -> tuple:
     return (row.get("model"), row.get("task"), str(row.get("level")), strategy_of(row), row.get("regime"),
             row.get("seed"))
-
-
-def is_seed_row(row: dict) -> bool:
-    """A row of one training seed (``seed: k``); aggregates (``seed: "all"``) and unseeded rows are not."""
-    s = row.get("seed")
-    return isinstance(s, int) and not isinstance(s, bool)
 
 
 def main_rows(rows: Sequence[dict]) -> list[dict]:
