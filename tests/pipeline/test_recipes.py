@@ -34,3 +34,17 @@ def test_recipe_resolves_and_claims_use_exact_budgets(path, tmp_path):
 def test_packaged_quickstart_is_the_recipe():
     packaged = Path(__file__).resolve().parents[2] / "src" / "thinkling" / "recipes" / "quickstart.yaml"
     assert packaged.read_text() == (RECIPES / "quickstart.yaml").read_text()
+
+
+def test_methods_cwt_is_a_part_of_methods():
+    """methods-cwt.yaml says its students, data and budgets are exactly methods.yaml's: hold it to that."""
+    part = yaml.safe_load((RECIPES / "methods-cwt.yaml").read_text())
+    whole = yaml.safe_load((RECIPES / "methods.yaml").read_text())
+    for name, student in part["train"].items():
+        full = {k: v for k, v in whole["train"][name].items() if k != "eval_as"}  # methods.yaml's eval choice
+        assert student == full, name
+        assert part["curate"][student["data"]] == whole["curate"][student["data"]], student["data"]
+    for name, gen in part["generate"].items():
+        assert gen == whole["generate"][name], name
+    assert part["eval"]["task"] == whole["eval"]["task"] and part["seeds"] == whole["seeds"]
+    assert all(c in whole["checks"] for c in part["checks"])

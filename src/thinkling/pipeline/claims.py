@@ -151,7 +151,7 @@ def check_claims(rows: list[dict], checks: list[dict[str, Any]]) -> list[dict[st
 def _claim(c: dict) -> str:
     lv = c.get("level", "all")
     k = c["kind"]
-    basis = "training tokens" if c.get("basis") == "tokens" else "training FLOPs"
+    unit = "token" if c.get("basis") == "tokens" else "FLOP"
     return {
         "min_accuracy": lambda: f"{c['model']} accuracy >= {100 * c['value']:.0f}% at level {lv}",
         "max_accuracy": lambda: f"{c['model']} accuracy <= {100 * c['value']:.0f}% at level {lv}",
@@ -159,8 +159,8 @@ def _claim(c: dict) -> str:
         "at_least": lambda: f"{c['model']} no more than {c['points']} points below {c['ref']} at level {lv}",
         "beats": lambda: f"{c['model']} beats {c['ref']} by >= {c['points']} points at level {lv}",
         "token_ratio": lambda: f"{c['model']} uses >= {c['value']}x fewer tokens than {c['ref']} at level {lv}",
-        "compute_ratio": lambda: f"{c['model']} uses <= {c['value']}x the {basis} of {c['ref']}",
-        "accuracy_per_compute": lambda: f"{c['model']} has >= {c['value']}x the accuracy per {basis[9:-1]} of "
+        "compute_ratio": lambda: f"{c['model']} uses <= {c['value']}x the training {unit}s of {c['ref']}",
+        "accuracy_per_compute": lambda: f"{c['model']} has >= {c['value']}x the accuracy per training {unit} of "
                                         f"{c['ref']} at level {lv}",
     }[k]()
 
